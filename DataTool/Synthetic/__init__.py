@@ -1,0 +1,1 @@
+"""A rendered action dataset that needs no download: see synthetic.py."""

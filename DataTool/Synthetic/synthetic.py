@@ -1,0 +1,143 @@
+"""Render DLAC's synthetic action dataset: real encoded videos, extracted frames, metafiles.
+
+    python -m DataTool.Synthetic.synthetic --out data/synthetic --seed 0
+
+Writes, under --out (DLAC's default layout for DATASET.NAME 'synthetic'):
+    VideoSeq/<class>/<video>.{mp4,avi,mkv,webm}    encoded videos (containers rotate)
+    VideoSeq/<class>/<video>/img_00001.jpg ...     their decoded frames
+    MetafileSeq/{train,val}_split1.txt             metafiles over the frame folders
+    MetafileSeq/{train,val}_split1_video.txt       metafiles over the video files
+    MetafileSeq/classInd.txt                       `<index> <class name>`, 0-based
+    manifest.json                                  the settings; same settings = no re-render
+Deterministic: the same seed gives the same frames.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+
+import numpy as np
+from utils.progress import progress
+
+if __package__ in (None, ''):
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from DataTool.common.frames import extract_frames, finished_frame_count  # noqa: E402
+from DataTool.common.metafile import write_class_index, write_metafile  # noqa: E402
+from DataTool.common.video_io import write_video  # noqa: E402
+from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
+
+CONTAINERS = ('.mp4', '.avi', '.mkv', '.webm')
+SPLITS = ('train', 'val')
+FORMAT_VERSION = 2
+
+
+def _settings(seed, videos_per_class, frame_range, fps):
+    return {'format_version': FORMAT_VERSION, 'seed': seed,
+            'videos_per_class': list(videos_per_class), 'frame_range': list(frame_range),
+            'fps': fps, 'classes': list(CLASS_NAMES)}
+
+
+def _read_json(path):
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as handle:
+        try:
+            return json.load(handle)
+        except json.JSONDecodeError:
+            return None
+
+
+def is_complete(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), fps=16):
+    """True when `out_dir` already holds this exact dataset."""
+    return (_read_json(osp.join(out_dir, 'manifest.json')) ==
+            _settings(seed, videos_per_class, frame_range, fps))
+
+
+def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), fps=16,
+             show_progress=True):
+    """Render, encode and extract the whole set; returns {split: number of samples}.
+
+    Safe to interrupt: a rerun with the same settings reuses the finished videos and frame
+    folders; other settings start from an empty folder. The manifest that marks the set
+    complete is written last.
+    """
+    video_root = osp.join(out_dir, 'VideoSeq')
+    meta_root = osp.join(out_dir, 'MetafileSeq')
+    manifest_path = osp.join(out_dir, 'manifest.json')
+    partial_path = osp.join(out_dir, 'manifest.partial.json')
+    settings = _settings(seed, videos_per_class, frame_range, fps)
+    if _read_json(partial_path) != settings:
+        for stale in (video_root, meta_root, manifest_path):
+            if osp.isdir(stale):
+                shutil.rmtree(stale)
+            elif osp.exists(stale):
+                os.remove(stale)
+        os.makedirs(out_dir, exist_ok=True)
+        with open(partial_path, 'w', encoding='utf-8') as handle:
+            json.dump(settings, handle, indent=2)
+    elif osp.exists(manifest_path):
+        os.remove(manifest_path)
+    jobs = [(split, label, index)
+            for split, count in zip(SPLITS, videos_per_class)
+            for label in range(len(CLASS_NAMES)) for index in range(count)]
+    samples = {split: {'frames': [], 'video': []} for split in SPLITS}
+    for number, (split, label, index) in enumerate(progress(jobs, desc='rendering synthetic set',
+                                                            disable=not show_progress)):
+        rng = np.random.default_rng((seed, SPLITS.index(split), label, index))
+        name = f'{split}_{CLASS_NAMES[label]}_{index:03d}'
+        extension = CONTAINERS[number % len(CONTAINERS)]
+        rel_video = f'{CLASS_NAMES[label]}/{name}{extension}'
+        rel_frames = f'{CLASS_NAMES[label]}/{name}'
+        video_path = osp.join(video_root, rel_video)
+        frame_dir = osp.join(video_root, rel_frames)
+        num_frames = finished_frame_count(frame_dir)
+        if num_frames is None or not osp.isfile(video_path):
+            frames = render_clip(label, int(rng.integers(frame_range[0], frame_range[1] + 1)), rng)
+            write_video(video_path + '.part' + extension, frames, fps)
+            os.replace(video_path + '.part' + extension, video_path)
+            num_frames = extract_frames(video_path, frame_dir)
+        samples[split]['frames'].append((rel_frames, num_frames, label))
+        samples[split]['video'].append((rel_video, num_frames, label))
+    for split in SPLITS:
+        write_metafile(osp.join(meta_root, f'{split}_split1.txt'), samples[split]['frames'])
+        write_metafile(osp.join(meta_root, f'{split}_split1_video.txt'), samples[split]['video'])
+    write_class_index(osp.join(meta_root, 'classInd.txt'), CLASS_NAMES)
+    os.replace(partial_path, manifest_path)
+    return {split: len(samples[split]['frames']) for split in SPLITS}
+
+
+def ensure_synthetic(cfg, logger=None):
+    """Render the synthetic set under DATASET.ROOT_PATH/synthetic on first use."""
+    out_dir = osp.join(cfg.DATASET.ROOT_PATH, 'synthetic')
+    per_class = tuple(cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS)
+    if is_complete(out_dir, cfg.SEED, per_class):
+        return out_dir
+    if logger:
+        logger.info('rendering the synthetic dataset into %s (first use)', out_dir)
+    counts = generate(out_dir, cfg.SEED, per_class)
+    if logger:
+        logger.info('synthetic dataset ready: %s', counts)
+    return out_dir
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default=osp.join('data', 'synthetic'), help='output folder')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--videos-per-class', type=int, nargs=2, default=(40, 12),
+                        metavar=('TRAIN', 'VAL'))
+    parser.add_argument('--frames', type=int, nargs=2, default=(24, 40), metavar=('MIN', 'MAX'),
+                        help='frames per video, drawn uniformly')
+    parser.add_argument('--fps', type=int, default=16)
+    args = parser.parse_args(argv)
+    if args.frames[0] < 1 or args.frames[0] > args.frames[1]:
+        parser.error('--frames MIN MAX needs 1 <= MIN <= MAX')
+    counts = generate(args.out, args.seed, args.videos_per_class, args.frames, args.fps)
+    print(f"wrote {counts['train']} training and {counts['val']} validation videos to {args.out}")
+
+
+if __name__ == '__main__':
+    main()

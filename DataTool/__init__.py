@@ -1,0 +1,1 @@
+"""Dataset preparation tools: official annotations + videos -> metafiles (+ frames)."""

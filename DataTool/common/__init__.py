@@ -1,0 +1,1 @@
+"""Helpers every dataset tool shares: video writing, frame extraction, metafile writing."""

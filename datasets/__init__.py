@@ -1,0 +1,53 @@
+"""Data pipeline: metafile -> records -> sampled frames -> transforms -> batches.
+
+`build_dataset(cfg, split)` and `build_loader(cfg, dataset, split)` are what the entry points use.
+"""
+import torch
+
+from .decoding import DecodeError
+from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler
+from .records import MetafileError, VideoRecord, parse_metafile, read_class_names
+from .transforms import build_transform
+from .video_dataset import VideoDataset
+
+
+class DatasetConfigError(ValueError):
+    """A dataset setting that cannot work (unknown loader, ...)."""
+
+
+def build_dataset(cfg, split):
+    """split 'train' (training metafile, augmentation), 'val' (validation metafile, one
+    centre view) or 'test' (validation metafile, all VAL views)."""
+    meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
+    records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM)
+    num_segments = cfg.VAL.NUM_SEGMENTS if split == 'test' else cfg.DATA.NUM_SEGMENTS
+    return VideoDataset(records, cfg.DATASET.VIDEO_SEQ_PATH, split, build_transform(cfg, split),
+                        sampling=cfg.DATASET.SAMPLING, num_segments=num_segments,
+                        new_length=cfg.DATA.NEW_LENGTH, clip_len=cfg.DATA.CLIP_LEN,
+                        frame_interval=cfg.DATA.FRAME_INTERVAL, num_clips=cfg.VAL.NUM_CLIPS,
+                        img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED)
+
+
+def build_loader(cfg, dataset, split, batch_size=None, sampler=None):
+    """A loader of the type DATASET.LOADER names; training shuffles with an epoch-seeded
+    sampler and drops the last incomplete batch."""
+    loader_cls = LOADERS.get(cfg.DATASET.LOADER)
+    if loader_cls is None:
+        raise DatasetConfigError(f"unknown DATASET.LOADER {cfg.DATASET.LOADER!r}; "
+                                 f"choose one of {sorted(LOADERS)}")
+    train = split == 'train'
+    if batch_size is None:
+        batch_size = cfg.TRAIN.BASE_BATCH_SIZE if train else cfg.VAL.BATCH_SIZE
+    if sampler is None:
+        sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train)
+    workers = cfg.DATASET.NUM_WORKERS
+    drop_last = train and len(dataset) >= batch_size
+    return loader_cls(dataset, batch_size=batch_size, sampler=sampler,
+                      num_workers=workers, pin_memory=torch.cuda.is_available(),
+                      drop_last=drop_last,
+                      persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
+
+
+__all__ = ['build_dataset', 'build_loader', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
+           'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
+           'DatasetConfigError']

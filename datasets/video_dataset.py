@@ -1,0 +1,80 @@
+"""VideoDataset: metafile records -> (clip tensor, label, index)."""
+import os.path as osp
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .decoding import load_frames
+from .sampling import dense_indices, segment_indices
+
+
+class VideoDataset(Dataset):
+    """One sample per metafile record.
+
+    mode 'train': random sampling and augmentation, returns [C, T, H, W].
+    mode 'val':   centre sampling and centre crop, returns [C, T, H, W].
+    mode 'test':  every view (clips x crops), returns [V, C, T, H, W].
+    Random choices depend only on (seed, epoch, index), so any worker layout and any resumed
+    run produce the same samples.
+    """
+
+    def __init__(self, records, root, mode, transform, sampling='segment', num_segments=3,
+                 new_length=1, clip_len=8, frame_interval=2, num_clips=1,
+                 img_format='img_{:05d}.jpg', seed=0):
+        if mode not in ('train', 'val', 'test'):
+            raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
+        if sampling not in ('segment', 'dense'):
+            raise ValueError(f"DATASET.SAMPLING must be 'segment' or 'dense', got {sampling!r}")
+        self.records = list(records)
+        self.root = root
+        self.mode = mode
+        self.transform = transform
+        self.sampling = sampling
+        self.num_segments = num_segments
+        self.new_length = new_length
+        self.clip_len = clip_len
+        self.frame_interval = frame_interval
+        self.num_clips = num_clips if mode == 'test' else 1
+        self.img_format = img_format
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.records)
+
+    @property
+    def labels(self):
+        return np.array([record.label for record in self.records], dtype=np.int64)
+
+    def frames_per_clip(self):
+        if self.sampling == 'segment':
+            return self.num_segments * self.new_length
+        return self.clip_len
+
+    def sample_indices(self, num_frames, rng):
+        train = self.mode == 'train'
+        if self.sampling == 'segment':
+            return segment_indices(num_frames, self.num_segments, self.new_length, train, rng)
+        return dense_indices(num_frames, self.clip_len, self.frame_interval, self.num_clips,
+                             train, rng)
+
+    def __getitem__(self, index):
+        record = self.records[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        indices = self.sample_indices(record.num_frames, rng)
+        frames = load_frames(self.root, record, indices, self.img_format)
+        if self.mode != 'test':
+            return self.transform(frames, rng), record.label, index
+        views = []
+        per_clip = self.frames_per_clip()
+        for start in range(0, len(frames), per_clip):
+            clip_views = self.transform(frames[start:start + per_clip], rng)
+            views.append(clip_views if clip_views.dim() == 5 else clip_views.unsqueeze(0))
+        return torch.cat(views), record.label, index
+
+    def sample_path(self, index):
+        return osp.join(self.root, self.records[index].path)

@@ -1,0 +1,132 @@
+"""Evaluate a trained DLAC model with multi-view testing:
+    python evaluate.py [--cfg FILE] [--checkpoint PATH] [KEY VALUE ...]
+
+Views per video: VAL.NUM_CLIPS clips (dense sampling; TSN uses one clip of VAL.NUM_SEGMENTS
+segments) x VAL.NUM_CROPS crops (1, 3 or 10); softmax scores are averaged over the views.
+Writes <experiment>/eval/: report.json, per_class.csv, confusion.png, scores.npz.
+"""
+import csv
+import json
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+
+from config import build_parser, exp_dir, parse_config
+from datasets import (DatasetConfigError, DecodeError, MetafileError, build_dataset,
+                      build_loader, read_class_names)
+from models import ModelConfigError, WeightsError, build_model
+from utils.checkpoint import load_checkpoint
+from utils.device import place_model, select_device, set_cpu_threads
+from utils.inference import collect_scores
+from utils.logger import setup_logger
+from utils.metrics import per_class_accuracy, summarize
+from utils.plots import save_confusion_png
+
+USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
+               FileNotFoundError)
+
+
+def class_names_for(cfg):
+    """Names from classInd.txt beside the validation metafile, else class_<i>."""
+    path = osp.join(osp.dirname(cfg.DATASET.VAL_META_PATH), 'classInd.txt')
+    if osp.isfile(path):
+        names = read_class_names(path)
+        if len(names) == cfg.DATASET.CLASS_NUM:
+            return names
+    return [f'class_{index}' for index in range(cfg.DATASET.CLASS_NUM)]
+
+
+def load_model(cfg, checkpoint_path, logger):
+    model = build_model(cfg)
+    state = load_checkpoint(checkpoint_path)
+    weights = state['model'] if 'model' in state else state
+    head = weights.get('head.fc.weight')
+    if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
+        raise WeightsError(f'{checkpoint_path} was trained for {head.shape[0]} classes but '
+                           f'DATASET.CLASS_NUM is {cfg.DATASET.CLASS_NUM}')
+    model.load_state_dict(weights)
+    logger.info('loaded %s (epoch %s, val top1 %s)', checkpoint_path, state.get('epoch', '?'),
+                state.get('top1', '?'))
+    return model, state
+
+
+def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, extra):
+    os.makedirs(eval_dir, exist_ok=True)
+    matrix = metrics['confusion']
+    accuracies = per_class_accuracy(matrix)
+    with open(osp.join(eval_dir, 'per_class.csv'), 'w', newline='', encoding='utf-8') as handle:
+        writer = csv.writer(handle)
+        writer.writerow(['index', 'class', 'videos', 'correct', 'accuracy'])
+        for index, name in enumerate(class_names):
+            accuracy = '' if np.isnan(accuracies[index]) else f'{accuracies[index]:.2f}'
+            writer.writerow([index, name, int(matrix[index].sum()), int(matrix[index, index]),
+                             accuracy])
+    save_confusion_png(matrix, class_names, osp.join(eval_dir, 'confusion.png'),
+                       title=f"{cfg.MODEL_NAME}/{cfg.BACKBONE}: top1 {metrics['top1']:.1f}%")
+    np.savez(osp.join(eval_dir, 'scores.npz'), scores=scores, labels=labels,
+             paths=np.array(paths), class_names=np.array(class_names))
+    report = {key: value for key, value in metrics.items() if key != 'confusion'}
+    report.update(extra)
+    with open(osp.join(eval_dir, 'report.json'), 'w', encoding='utf-8') as handle:
+        json.dump(report, handle, indent=2)
+    return report
+
+
+def run_evaluation(cfg, checkpoint_path=None):
+    out_dir = exp_dir(cfg)
+    eval_dir = osp.join(out_dir, 'eval')
+    logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log')
+    set_cpu_threads(cfg.NUM_THREADS)
+    checkpoint_path = (checkpoint_path or cfg.VAL.CHECKPOINT or
+                       osp.join(out_dir, 'checkpoints', 'best.pth'))
+    device = select_device(cfg)
+    model, state = load_model(cfg, checkpoint_path, logger)
+    model = place_model(model, cfg, device)
+
+    dataset = build_dataset(cfg, 'test')
+    loader = build_loader(cfg, dataset, 'test')
+    views = (cfg.VAL.NUM_SEGMENTS if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS,
+             cfg.VAL.NUM_CROPS)
+    view_text = (f'{views[0]} segments x {views[1]} crops' if cfg.DATASET.SAMPLING == 'segment'
+                 else f'{views[0]} clips x {views[1]} crops')
+    logger.info('evaluating %d videos of %s with %s', len(dataset), cfg.DATASET.VAL_META_PATH,
+                view_text)
+    scores, labels, indices = collect_scores(model, loader, device, desc='evaluate')
+    metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
+    extra = {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
+             'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
+             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE}
+    if cfg.DATASET.NAME == 'synthetic':
+        from DataTool.Synthetic.render import pair_report
+        extra['synthetic_pairs'] = pair_report(metrics['confusion'])
+    paths = [dataset.records[i].path for i in indices]
+    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_for(cfg),
+                           extra)
+    logger.info('top1 %.2f  top5 %.2f  mean class accuracy %.2f  (%d videos) -> %s',
+                report['top1'], report['top5'], report['mean_class_accuracy'],
+                report['num_videos'], eval_dir)
+    if 'synthetic_pairs' in extra:
+        pairs = extra['synthetic_pairs']
+        logger.info('synthetic set: non-paired classes top1 %.1f, time-reversed pairs: '
+                    'within-pair accuracy %.1f (chance 50)', pairs['non_paired_top1'],
+                    pairs['mean_within_pair_accuracy'])
+    return report
+
+
+def main(argv=None):
+    parser = build_parser('Evaluate a trained DLAC model')
+    parser.add_argument('--checkpoint', default=None,
+                        help='checkpoint to evaluate (default: <experiment>/checkpoints/best.pth)')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    try:
+        run_evaluation(cfg, args.checkpoint)
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""2D backbones by name. Each has `num_features` and `forward_features(x) -> [N, F]`."""
+from .bninception import BNInception, bninception
+from .resnet import ResNet, resnet
+
+BACKBONES = {
+    'resnet18': lambda **kw: resnet(18, **kw),
+    'resnet34': lambda **kw: resnet(34, **kw),
+    'resnet50': lambda **kw: resnet(50, **kw),
+    'resnet101': lambda **kw: resnet(101, **kw),
+    'bninception': bninception,
+}
+
+
+def build_backbone(name, num_classes=0, in_channels=3):
+    """A 2D backbone without its ImageNet classifier (num_classes=0) unless asked for."""
+    key = name.lower()
+    if key not in BACKBONES:
+        raise KeyError(f"unknown BACKBONE {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[key](num_classes=num_classes, in_channels=in_channels)
+
+
+__all__ = ['BACKBONES', 'build_backbone', 'BNInception', 'ResNet', 'resnet', 'bninception']

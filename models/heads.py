@@ -1,0 +1,27 @@
+"""Pieces shared by every recognition model: the classifier head and segment consensus."""
+import torch.nn as nn
+
+
+class ClassifierHead(nn.Module):
+    """Dropout then a linear classifier, initialised small as in TSN (std 0.001)."""
+
+    def __init__(self, in_features, num_classes, dropout=0.5, init_std=0.001):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(in_features, num_classes)
+        nn.init.normal_(self.fc.weight, 0.0, init_std)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, features):
+        return self.fc(self.dropout(features))
+
+
+CONSENSUS = {'avg': lambda scores: scores.mean(dim=1),
+             'max': lambda scores: scores.max(dim=1).values}
+
+
+def segment_consensus(scores, kind='avg'):
+    """[N, T, K] per-segment scores -> [N, K] video scores."""
+    if kind not in CONSENSUS:
+        raise KeyError(f"unknown MODEL.CONSENSUS {kind!r}; choose one of {sorted(CONSENSUS)}")
+    return CONSENSUS[kind](scores)

@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny rendered dataset and a fresh global config per test."""
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault('DLAC_PROGRESS', '0')
+
+import config  # noqa: E402
+from DataTool.Synthetic.synthetic import generate  # noqa: E402
+
+TINY_PER_CLASS = (3, 2)
+TINY_FRAMES = (12, 16)
+
+
+@pytest.fixture(scope='session')
+def tiny_root(tmp_path_factory):
+    """DATASET.ROOT_PATH holding a tiny synthetic set: 24 training, 16 validation videos."""
+    root = tmp_path_factory.mktemp('data')
+    generate(str(root / 'synthetic'), seed=0, videos_per_class=TINY_PER_CLASS,
+             frame_range=TINY_FRAMES, show_progress=False)
+    return root
+
+
+@pytest.fixture
+def cfg():
+    """The global config reset to its defaults (and reset again afterwards)."""
+    config.reset()
+    yield config.ActivityConfig
+    config.reset()
+
+
+def tiny_overrides(root, snapshot, **extra):
+    """KEY VALUE list for a fast CPU run on the tiny set."""
+    values = {
+        'DATASET.ROOT_PATH': str(root), 'SNAPSHOT_ROOT': str(snapshot),
+        'DATASET.SYNTHETIC_VIDEOS_PER_CLASS': list(TINY_PER_CLASS),
+        'DATASET.SCALE_SIZE': 72, 'DATASET.CROP_SIZE': 64, 'DATASET.NUM_WORKERS': 0,
+        'TRAIN.BASE_BATCH_SIZE': 8, 'TRAIN.EPOCHS': 2, 'TRAIN.LR_STEPS': [1],
+        'VAL.NUM_SEGMENTS': 5, 'VAL.BATCH_SIZE': 8, 'NUM_THREADS': 2,
+    }
+    values.update(extra)
+    pairs = []
+    for key, value in values.items():
+        pairs += [key, str(value).replace(' ', '') if isinstance(value, list) else str(value)]
+    return pairs

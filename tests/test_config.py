@@ -1,0 +1,84 @@
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+import config
+from config import ConfigError, merge_dict, merge_list
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_defaults_run_out_of_the_box(cfg):
+    assert cfg.DATASET.NAME == 'synthetic'
+    assert cfg.MODEL_NAME == 'tsn' and cfg.BACKBONE == 'resnet18'
+    assert config.ActivityConfig is cfg
+    config.resolve_paths(cfg)
+    assert cfg.DATASET.VIDEO_SEQ_PATH.endswith(osp.join('synthetic', 'VideoSeq'))
+    assert cfg.DATASET.TRAIN_META_PATH.endswith(osp.join('MetafileSeq', 'train_split1.txt'))
+
+
+def test_list_overrides_are_typed(cfg):
+    merge_list(['TRAIN.EPOCHS', '3', 'TRAIN.BASE_LR', '1', 'TRAIN.LR_STEPS', '[2, 4]',
+                'MODEL_NAME', 'tsn', 'DATASET.FLIP', 'False', 'EXP_TAG', '123'])
+    assert cfg.TRAIN.EPOCHS == 3
+    assert cfg.TRAIN.BASE_LR == 1.0 and isinstance(cfg.TRAIN.BASE_LR, float)
+    assert cfg.TRAIN.LR_STEPS == [2, 4]
+    assert cfg.DATASET.FLIP is False
+    assert cfg.EXP_TAG == '123'
+
+
+def test_unknown_key_names_closest(cfg):
+    with pytest.raises(ConfigError, match=r"unknown config key 'TRAIN.EPOCH'.*'TRAIN.EPOCHS'"):
+        merge_list(['TRAIN.EPOCH', '3'])
+    with pytest.raises(ConfigError, match=r"'DATASET.CLAS_NUM'.*'DATASET.CLASS_NUM'"):
+        merge_dict({'DATASET': {'CLAS_NUM': 5}})
+
+
+def test_wrong_type_is_refused(cfg):
+    with pytest.raises(ConfigError, match=r"'TRAIN.EPOCHS' expects int.*'abc'"):
+        merge_list(['TRAIN.EPOCHS', 'abc'])
+    with pytest.raises(ConfigError, match=r"'TRAIN.LR_STEPS' expects list"):
+        merge_list(['TRAIN.LR_STEPS', '5'])
+    with pytest.raises(ConfigError, match='section'):
+        merge_list(['TRAIN', '5'])
+    with pytest.raises(ConfigError, match='has no value'):
+        merge_list(['TRAIN.EPOCHS'])
+
+
+def test_yaml_and_python_files(cfg, tmp_path):
+    yaml_file = tmp_path / 'exp.yaml'
+    yaml_file.write_text('TRAIN:\n  EPOCHS: 7\nBACKBONE: resnet50\n')
+    merge_dict(config.load_file(str(yaml_file)))
+    assert cfg.TRAIN.EPOCHS == 7 and cfg.BACKBONE == 'resnet50'
+    py_file = tmp_path / 'exp.py'
+    py_file.write_text("cfg = {'DATASET': {'CLASS_NUM': 51}, 'TRAIN': {'BASE_LR': 0.001}}\n")
+    merge_dict(config.load_file(str(py_file)))
+    assert cfg.DATASET.CLASS_NUM == 51 and cfg.TRAIN.BASE_LR == 0.001
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('TRAIN:\n  EPOCHZ: 7\n')
+    with pytest.raises(ConfigError, match="'TRAIN.EPOCHZ'.*'TRAIN.EPOCHS'"):
+        merge_dict(config.load_file(str(bad)))
+
+
+def test_saved_config_round_trips(cfg, tmp_path):
+    merge_list(['TRAIN.EPOCHS', '9'])
+    path = tmp_path / 'out' / 'config.yaml'
+    config.save_config(cfg, str(path))
+    config.reset()
+    merge_dict(config.load_file(str(path)))
+    assert config.ActivityConfig.TRAIN.EPOCHS == 9
+
+
+@pytest.mark.parametrize('script', ['train.py', 'evaluate.py'])
+@pytest.mark.parametrize('args, message', [
+    (['TRAIN.EPOCH', '3'], "closest known key: 'TRAIN.EPOCHS'"),
+    (['TRAIN.EPOCHS', 'many'], "'TRAIN.EPOCHS' expects int"),
+    (['--cfg', '/nonexistent/exp.yaml'], 'config file not found: /nonexistent/exp.yaml'),
+])
+def test_entry_points_exit_2_on_config_errors(script, args, message):
+    result = subprocess.run([sys.executable, script] + args, cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr

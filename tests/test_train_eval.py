@@ -1,0 +1,148 @@
+"""End-to-end: tiny training runs, resume, evaluation files, the command line."""
+import csv
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import config
+import evaluate
+import train
+from conftest import ROOT, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def run_main(module, overrides, extra_args=()):
+    config.reset()
+    return module.main(list(extra_args) + overrides)
+
+
+def exp_folder(snapshot):
+    return osp.join(str(snapshot), 'ar_output', 'tsn', 'synthetic_rgb_resnet18')
+
+
+def load_policy(snapshot):
+    with open(osp.join(exp_folder(snapshot), 'training_policy.json'), encoding='utf-8') as handle:
+        return json.load(handle)['per_epoch']
+
+
+@pytest.fixture(scope='module')
+def straight_run(tiny_root, tmp_path_factory):
+    """3 epochs without interruption: the reference for resuming, and the model evaluated."""
+    snapshot = tmp_path_factory.mktemp('straight')
+    overrides = tiny_overrides(tiny_root, snapshot, **{'TRAIN.EPOCHS': 3, 'TRAIN.LR_STEPS': [2]})
+    assert run_main(train, overrides) == 0
+    return snapshot, overrides
+
+
+def test_training_writes_the_experiment_folder(straight_run):
+    snapshot, _ = straight_run
+    folder = exp_folder(snapshot)
+    for name in ('config.yaml', 'log/train.log', 'checkpoints/last.pth', 'checkpoints/best.pth',
+                 'training_policy.json', 'curves.png'):
+        assert osp.isfile(osp.join(folder, name)), name
+    events = [n for n in __import__('os').listdir(osp.join(folder, 'tensorboard'))
+              if n.startswith('events.out.tfevents')]
+    assert events
+    with open(osp.join(folder, 'config.yaml'), encoding='utf-8') as handle:
+        saved = yaml.safe_load(handle)
+    assert saved['TRAIN']['EPOCHS'] == 3 and saved['DATASET']['CROP_SIZE'] == 64
+    history = load_policy(snapshot)
+    assert [row['epoch'] for row in history] == [1, 2, 3]
+    assert [row['lr'] for row in history] == pytest.approx([0.01, 0.01, 0.001])
+    assert all(row['epoch_time_s'] > 0 and row['val_top1'] is not None for row in history)
+    last = torch.load(osp.join(folder, 'checkpoints', 'last.pth'), weights_only=True)
+    assert last['epoch'] == 3 and len(last['history']) == 3
+
+
+def test_interrupted_run_resumes_exactly(tiny_root, tmp_path, straight_run, monkeypatch):
+    """Stop after epoch 2 of 3, run again: epoch 3 alone runs, with the decayed LR, and the
+    losses and weights equal the uninterrupted run's."""
+    reference_snapshot, _ = straight_run
+    overrides = tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 3, 'TRAIN.LR_STEPS': [2]})
+    real_epoch = train.train_one_epoch
+    epochs_run = []
+
+    def stop_at_third(*args, **kwargs):
+        epoch = args[5]
+        if epoch == 2 and not epochs_run.count('stopped'):
+            epochs_run.append('stopped')
+            raise KeyboardInterrupt
+        epochs_run.append(epoch)
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, 'train_one_epoch', stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_main(train, overrides)
+    assert epochs_run == [0, 1, 'stopped']
+    assert run_main(train, overrides) == 0
+    assert epochs_run == [0, 1, 'stopped', 2]
+
+    resumed, reference = load_policy(tmp_path), load_policy(reference_snapshot)
+    assert [row['epoch'] for row in resumed] == [1, 2, 3]
+    assert [row['lr'] for row in resumed] == [row['lr'] for row in reference]
+    np.testing.assert_allclose([row['train_loss'] for row in resumed],
+                               [row['train_loss'] for row in reference], atol=1e-5)
+    ours = torch.load(osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth'), weights_only=True)
+    theirs = torch.load(osp.join(exp_folder(reference_snapshot), 'checkpoints', 'last.pth'),
+                        weights_only=True)
+    for key, value in theirs['model'].items():
+        torch.testing.assert_close(ours['model'][key], value, atol=1e-5, rtol=1e-5)
+    with open(osp.join(exp_folder(tmp_path), 'log', 'train.log'), encoding='utf-8') as handle:
+        assert 'resumed from' in handle.read()
+
+
+def test_evaluate_writes_report_scores_and_figures(straight_run):
+    snapshot, overrides = straight_run
+    assert run_main(evaluate, overrides + ['VAL.NUM_CROPS', '3']) == 0
+    eval_dir = osp.join(exp_folder(snapshot), 'eval')
+    with open(osp.join(eval_dir, 'report.json'), encoding='utf-8') as handle:
+        report = json.load(handle)
+    scores = np.load(osp.join(eval_dir, 'scores.npz'))
+    assert scores['scores'].shape == (16, 8) and scores['labels'].shape == (16,)
+    np.testing.assert_allclose(scores['scores'].sum(axis=1), 1.0, atol=1e-5)
+    assert sorted(scores['labels'].tolist()) == sorted([c for c in range(8) for _ in range(2)])
+    top1 = (scores['scores'].argmax(1) == scores['labels']).mean() * 100
+    assert report['top1'] == pytest.approx(top1)
+    assert report['num_videos'] == 16 and report['views'] == '5 segments x 3 crops'
+    assert 0 <= report['top1'] <= report['top5'] <= 100
+    assert 'mean_class_accuracy' in report and 'synthetic_pairs' in report
+    with open(osp.join(eval_dir, 'per_class.csv'), encoding='utf-8') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row['class'] for row in rows][:2] == ['move_left', 'move_right'] and len(rows) == 8
+    assert sum(int(row['videos']) for row in rows) == 16
+    with open(osp.join(eval_dir, 'confusion.png'), 'rb') as handle:
+        assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_training_from_video_files(tiny_root, tmp_path):
+    overrides = tiny_overrides(tiny_root, tmp_path, **{'DATASET.INPUT_TYPE': 'video',
+                                                       'TRAIN.EPOCHS': 1})
+    assert run_main(train, overrides) == 0
+    history = load_policy(tmp_path)
+    assert len(history) == 1 and np.isfinite(history[0]['train_loss'])
+    with open(osp.join(exp_folder(tmp_path), 'config.yaml'), encoding='utf-8') as handle:
+        assert yaml.safe_load(handle)['DATASET']['TRAIN_META_PATH'].endswith('train_split1_video.txt')
+
+
+def test_command_line_bad_metafile_exits_2(tiny_root, tmp_path):
+    meta = tmp_path / 'train.txt'
+    meta.write_text('move_left/train_move_left_000 12 0\nbroken line here x\n', encoding='utf-8')
+    overrides = tiny_overrides(tiny_root, tmp_path, **{'DATASET.TRAIN_META_PATH': str(meta)})
+    result = subprocess.run([sys.executable, 'train.py'] + overrides, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f'{meta}:2: num_frames and label must be integers' in result.stderr
+
+
+def test_command_line_evaluate_without_checkpoint_exits_2(tiny_root, tmp_path):
+    result = subprocess.run([sys.executable, 'evaluate.py'] + tiny_overrides(tiny_root, tmp_path),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert 'checkpoint not found' in result.stderr and 'best.pth' in result.stderr
