@@ -50,8 +50,9 @@ __C.DATASET.MEAN = [0.485, 0.456, 0.406]
 __C.DATASET.STD = [0.229, 0.224, 0.225]
 __C.DATASET.SCALE_SIZE = 72         # short side before cropping (256 for real datasets)
 __C.DATASET.CROP_SIZE = 64          # network input (224 for real datasets)
-__C.DATASET.MULTI_SCALES = [1.0, 0.875, 0.75, 0.66]
-__C.DATASET.FLIP = True             # random horizontal flip in training
+__C.DATASET.MULTI_SCALES = [1.0, 0.875]    # TSN uses [1, .875, .75, .66] on real data
+__C.DATASET.FLIP = False            # horizontal flip in training: off where a mirror changes
+                                    # the class (synthetic left/right, clockwise, SSv2)
 __C.DATASET.SYNTHETIC_VIDEOS_PER_CLASS = [40, 12]   # train, val: used when generating
 
 # ---------------------------------------------------------------- sampling
@@ -72,7 +73,7 @@ __C.MODEL.PRETRAINED = ''           # torchvision-format state dict for the back
 __C.TRAIN = EasyDict()
 __C.TRAIN.EPOCHS = 12
 __C.TRAIN.BASE_BATCH_SIZE = 8
-__C.TRAIN.BASE_LR = 0.02
+__C.TRAIN.BASE_LR = 0.01
 __C.TRAIN.LR_STEPS = [8, 11]
 __C.TRAIN.LR_DECAY = 0.1
 __C.TRAIN.MOMENTUM = 0.9

@@ -14,18 +14,16 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, parse_config
-from datasets import (DatasetConfigError, DecodeError, MetafileError, build_dataset,
-                      build_loader, read_class_names)
-from models import ModelConfigError, WeightsError, build_model
+from datasets import build_dataset, build_loader, read_class_names
+from models import WeightsError, build_model
 from utils.checkpoint import load_checkpoint
+from utils.cli import run_entry_point
 from utils.device import place_model, select_device, set_cpu_threads
 from utils.inference import collect_scores
 from utils.logger import setup_logger
 from utils.metrics import per_class_accuracy, summarize
 from utils.plots import save_confusion_png
 
-USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
-               FileNotFoundError)
 
 
 def class_names_for(cfg):
@@ -46,7 +44,11 @@ def load_model(cfg, checkpoint_path, logger):
     if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
         raise WeightsError(f'{checkpoint_path} was trained for {head.shape[0]} classes but '
                            f'DATASET.CLASS_NUM is {cfg.DATASET.CLASS_NUM}')
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise WeightsError(f'{checkpoint_path} does not fit {cfg.MODEL_NAME}/{cfg.BACKBONE}: '
+                           f'{str(err).splitlines()[0]}') from err
     logger.info('loaded %s (epoch %s, val top1 %s)', checkpoint_path, state.get('epoch', '?'),
                 state.get('top1', '?'))
     return model, state
@@ -120,12 +122,7 @@ def main(argv=None):
     parser.add_argument('--checkpoint', default=None,
                         help='checkpoint to evaluate (default: <experiment>/checkpoints/best.pth)')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
-    try:
-        run_evaluation(cfg, args.checkpoint)
-    except USER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    return run_entry_point(run_evaluation, cfg, args.checkpoint)
 
 
 if __name__ == '__main__':

@@ -15,10 +15,10 @@ import torch.nn as nn
 from tensorboardX import SummaryWriter
 
 from config import build_parser, exp_dir, parse_config, save_config, to_plain
-from datasets import (DatasetConfigError, DecodeError, MetafileError, build_dataset,
-                      build_loader)
-from models import ModelConfigError, WeightsError, build_model
+from datasets import build_dataset, build_loader
+from models import WeightsError, build_model
 from utils.checkpoint import load_checkpoint, save_atomic, unwrap
+from utils.cli import run_entry_point
 from utils.device import place_model, select_device, set_cpu_threads
 from utils.inference import collect_scores
 from utils.logger import setup_logger
@@ -28,8 +28,6 @@ from utils.metrics import summarize, topk_correct
 from utils.plots import save_curves_png
 from utils.progress import progress
 
-USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
-               FileNotFoundError)
 
 
 def build_optimizer(model, cfg):
@@ -94,8 +92,13 @@ def resume_state(cfg, model, optimizer, checkpoint_dir, logger):
     elif not path:
         return 0, None, []
     state = load_checkpoint(path)
-    unwrap(model).load_state_dict(state['model'])
-    optimizer.load_state_dict(state['optimizer'])
+    try:
+        unwrap(model).load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise WeightsError(f'{path} does not fit this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, '
+                           f'{cfg.DATASET.CLASS_NUM} classes): {str(err).splitlines()[0]}. '
+                           "Start fresh with --resume '' or use another EXP_TAG.") from err
     logger.info('resumed from %s: %d of %d epochs done, best top1 %s', path, state['epoch'],
                 cfg.TRAIN.EPOCHS, state['best_top1'])
     return state['epoch'], state['best_top1'], list(state['history'])
@@ -144,6 +147,9 @@ def run_training(cfg):
     logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, device,
                 sum(p.numel() for p in model.parameters()) / 1e6)
 
+    if start_epoch >= cfg.TRAIN.EPOCHS:
+        logger.info('all %d epochs are already done (%s); pass --resume \'\' to train again',
+                    cfg.TRAIN.EPOCHS, osp.join(checkpoint_dir, 'last.pth'))
     writer = SummaryWriter(osp.join(out_dir, 'tensorboard'), purge_step=start_epoch * len(train_loader))
     try:
         for epoch in range(start_epoch, cfg.TRAIN.EPOCHS):
@@ -200,12 +206,7 @@ def main(argv=None):
     cfg, args = parse_config(argv, parser=parser, exp_type='T')
     if args.resume is not None:
         cfg.TRAIN.RESUME = args.resume
-    try:
-        run_training(cfg)
-    except USER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    return 0
+    return run_entry_point(run_training, cfg)
 
 
 if __name__ == '__main__':

@@ -146,3 +146,16 @@ def test_command_line_evaluate_without_checkpoint_exits_2(tiny_root, tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert 'checkpoint not found' in result.stderr and 'best.pth' in result.stderr
+
+
+def test_resuming_a_checkpoint_of_another_model_exits_2(tiny_root, tmp_path):
+    assert run_main(train, tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 1})) == 0
+    overrides = tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 2, 'BACKBONE': 'resnet34'})
+    result = subprocess.run([sys.executable, 'train.py'] + overrides, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert 'last.pth does not fit this experiment (tsn/resnet34' in result.stderr
+    assert "--resume ''" in result.stderr
+    fresh = subprocess.run([sys.executable, 'train.py', '--resume', ''] + overrides, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr

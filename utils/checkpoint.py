@@ -6,6 +6,10 @@ import tempfile
 import torch
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded safely; the message names the file."""
+
+
 def save_atomic(state, path):
     """Write to a temp file in the same folder, fsync, then rename over `path`.
 
@@ -38,7 +42,8 @@ def load_checkpoint(path, map_location='cpu'):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError or RuntimeError
-        raise RuntimeError(f'cannot load {path} safely (weights_only=True): {err}') from err
+        raise CheckpointError(f'cannot load {path} safely (weights_only=True): '
+                              f'{str(err).splitlines()[0]}') from err
 
 
 def unwrap(model):

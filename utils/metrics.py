@@ -1,6 +1,5 @@
 """Accuracy, confusion matrix and per-class statistics on score arrays."""
 import numpy as np
-import torch
 
 
 def topk_correct(logits, labels, ks=(1, 5)):

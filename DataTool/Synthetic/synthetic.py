@@ -31,7 +31,7 @@ from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
 
 CONTAINERS = ('.mp4', '.avi', '.mkv', '.webm')
 SPLITS = ('train', 'val')
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def _settings(seed, videos_per_class, frame_range, fps):

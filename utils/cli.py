@@ -1,0 +1,20 @@
+"""What every entry point does with a user's mistake: a one-line message and exit code 2."""
+import sys
+
+from datasets import DatasetConfigError, DecodeError, MetafileError
+from models import ModelConfigError, WeightsError
+
+from .checkpoint import CheckpointError
+
+USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
+               CheckpointError, FileNotFoundError)
+
+
+def run_entry_point(function, *args):
+    """Run `function(*args)`; 0 on success, 2 with the message for bad input or config."""
+    try:
+        function(*args)
+    except USER_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
