@@ -168,7 +168,7 @@ def merge_list(pairs, cfg=__C):
     for key, text in zip(pairs[0::2], pairs[1::2]):
         node = cfg
         parts = key.split('.')
-        for depth, part in enumerate(parts[:-1]):
+        for part in parts[:-1]:
             if part not in node or not isinstance(node[part], dict):
                 raise _unknown_key(key)
             node = node[part]
@@ -202,7 +202,8 @@ def load_file(path):
 
 # ---------------------------------------------------------------- derived values
 def resolve_paths(cfg=__C):
-    """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH."""
+    """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH, and check
+    the settings that only make sense together."""
     dataset_dir = osp.join(cfg.DATASET.ROOT_PATH, cfg.DATASET.NAME)
     suffix = {'frames': '', 'video': '_video'}.get(cfg.DATASET.INPUT_TYPE)
     if suffix is None:
@@ -216,6 +217,9 @@ def resolve_paths(cfg=__C):
         cfg.DATASET.VAL_META_PATH = osp.join(dataset_dir, 'MetafileSeq', f'val_split1{suffix}.txt')
     if cfg.EXP_TYPE not in ('T', 'E'):
         raise ConfigError(f"EXP_TYPE must be 'T' (train) or 'E' (evaluate), got {cfg.EXP_TYPE!r}")
+    if cfg.DATASET.CROP_SIZE > cfg.DATASET.SCALE_SIZE:
+        raise ConfigError(f'DATASET.CROP_SIZE ({cfg.DATASET.CROP_SIZE}) must not exceed '
+                          f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
     if cfg.VAL.NUM_CROPS not in (1, 3, 10):
         raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10, got {cfg.VAL.NUM_CROPS}")
     return cfg

@@ -1,6 +1,4 @@
 """VideoDataset: metafile records -> (clip tensor, label, index)."""
-import os.path as osp
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -75,6 +73,3 @@ class VideoDataset(Dataset):
             clip_views = self.transform(frames[start:start + per_clip], rng)
             views.append(clip_views if clip_views.dim() == 5 else clip_views.unsqueeze(0))
         return torch.cat(views), record.label, index
-
-    def sample_path(self, index):
-        return osp.join(self.root, self.records[index].path)

@@ -47,6 +47,16 @@ def test_wrong_type_is_refused(cfg):
         merge_list(['TRAIN.EPOCHS'])
 
 
+def test_settings_checked_together(cfg):
+    merge_list(['DATASET.CROP_SIZE', '128', 'DATASET.SCALE_SIZE', '112'])
+    with pytest.raises(ConfigError, match=r'DATASET.CROP_SIZE \(128\) must not exceed'):
+        config.resolve_paths(cfg)
+    config.reset()
+    merge_list(['VAL.NUM_CROPS', '5'])
+    with pytest.raises(ConfigError, match='VAL.NUM_CROPS must be 1, 3 or 10'):
+        config.resolve_paths(config.ActivityConfig)
+
+
 def test_yaml_and_python_files(cfg, tmp_path):
     yaml_file = tmp_path / 'exp.yaml'
     yaml_file.write_text('TRAIN:\n  EPOCHS: 7\nBACKBONE: resnet50\n')
