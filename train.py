@@ -66,7 +66,7 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         writer.add_scalar('train/lr', optimizer.param_groups[0]['lr'], global_step)
         writer.add_scalar('time/data', meters['data_time'].value, global_step)
         writer.add_scalar('time/batch', meters['batch_time'].value, global_step)
-        bar.set_postfix(loss=f"{meters['loss'].avg:.3f}", top1=f"{meters['top1'].avg:.1f}")
+        bar.set_postfix(loss=f"{meters['loss'].avg:.3f}", top1=f"{meters['top1'].avg:.1f}", refresh=False)
         if step % cfg.TRAIN.PRINT_FREQ == 0 or step == steps_per_epoch - 1:
             logger.info('epoch %d [%d/%d] loss %.4f (%.4f) top1 %.1f (%.1f) lr %.5f '
                         'data %.3fs batch %.3fs', epoch + 1, step + 1, steps_per_epoch,
