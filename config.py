@@ -45,7 +45,8 @@ __C.DATASET.CLASS_NUM = 8
 __C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
 __C.DATASET.NUM_WORKERS = 2
 __C.DATASET.LOADER = 'DataLoaderX'
-__C.DATASET.SAMPLING = 'segment'    # 'segment' (TSN) or 'dense' (3D models)
+__C.DATASET.SAMPLING = 'auto'       # 'segment' (TSN, TSM), 'dense' (3D models), 'auto' = the
+                                    # model's own (MODEL_DEFAULTS below)
 __C.DATASET.MEAN = [0.485, 0.456, 0.406]
 __C.DATASET.STD = [0.229, 0.224, 0.225]
 __C.DATASET.SCALE_SIZE = 72         # short side before cropping (256 for real datasets)
@@ -67,7 +68,13 @@ __C.MODEL = EasyDict()
 __C.MODEL.CONSENSUS = 'avg'
 __C.MODEL.DROPOUT = 0.5
 __C.MODEL.PARTIAL_BN = False
-__C.MODEL.PRETRAINED = ''           # torchvision-format state dict for the backbone
+__C.MODEL.PRETRAINED = ''           # a 2D ImageNet file (torchvision ResNet, TSN BN-Inception,
+                                    # MFNet2D: inflated for 3D models) or a checkpoint of this
+                                    # model (its classifier is re-initialised if classes differ)
+__C.MODEL.SLOWFAST_ALPHA = 8        # Fast/Slow frame-rate ratio (4 for the published 8x8)
+__C.MODEL.SLOWFAST_BETA_INV = 8     # Slow/Fast channel ratio
+__C.MODEL.SLOWFAST_FUSION_KERNEL = 5    # temporal kernel of the lateral connections (7 for 8x8)
+__C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
 
 # ---------------------------------------------------------------- training
 __C.TRAIN = EasyDict()
@@ -86,12 +93,23 @@ __C.TRAIN.RESUME = 'auto'           # 'auto' = last.pth if present, '' = fresh s
 # ---------------------------------------------------------------- validation / test
 __C.VAL = EasyDict()
 __C.VAL.BATCH_SIZE = 8
-__C.VAL.NUM_SEGMENTS = 25           # TSN test segments
-__C.VAL.NUM_CLIPS = 1               # dense sampling: clips per video
-__C.VAL.NUM_CROPS = 1               # 1 (centre), 3 or 10
+__C.VAL.NUM_SEGMENTS = 0            # segment sampling: test segments (0 = model default)
+__C.VAL.NUM_CLIPS = 0               # dense sampling: clips per video (0 = model default)
+__C.VAL.NUM_CROPS = 0               # 1 (centre), 3 or 10 (0 = model default)
 __C.VAL.CHECKPOINT = ''             # '' = <experiment>/checkpoints/best.pth
 
 _DEFAULTS = copy.deepcopy(__C)
+
+# What each model uses where the keys above say 'auto' / 0: its frame sampling and its test
+# views (TSN: 25 segments x 1 crop; TSM: its training segments, 1 clip x 1 crop; 3D models:
+# 10 clips x 3 crops, as in their papers). NUM_SEGMENTS None = DATA.NUM_SEGMENTS.
+MODEL_DEFAULTS = {
+    'tsn': {'SAMPLING': 'segment', 'NUM_SEGMENTS': 25, 'NUM_CLIPS': 1, 'NUM_CROPS': 1},
+    'tsm': {'SAMPLING': 'segment', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 1, 'NUM_CROPS': 1},
+    'i3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'slowfast': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'mfnet3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+}
 
 
 class ConfigError(ValueError):
@@ -220,8 +238,27 @@ def resolve_paths(cfg=__C):
     if cfg.DATASET.CROP_SIZE > cfg.DATASET.SCALE_SIZE:
         raise ConfigError(f'DATASET.CROP_SIZE ({cfg.DATASET.CROP_SIZE}) must not exceed '
                           f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
+    resolve_model_defaults(cfg)
+    if cfg.DATASET.SAMPLING not in ('segment', 'dense'):
+        raise ConfigError(f"DATASET.SAMPLING must be 'segment', 'dense' or 'auto', "
+                          f"got {cfg.DATASET.SAMPLING!r}")
     if cfg.VAL.NUM_CROPS not in (1, 3, 10):
-        raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10, got {cfg.VAL.NUM_CROPS}")
+        raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10 (or 0 for the model's default), "
+                          f"got {cfg.VAL.NUM_CROPS}")
+    return cfg
+
+
+def resolve_model_defaults(cfg=__C):
+    """Replace 'auto' sampling and 0 test views with MODEL_NAME's defaults."""
+    defaults = MODEL_DEFAULTS.get(cfg.MODEL_NAME.lower(), MODEL_DEFAULTS['tsn'])
+    if cfg.DATASET.SAMPLING == 'auto':
+        cfg.DATASET.SAMPLING = defaults['SAMPLING']
+    if cfg.VAL.NUM_SEGMENTS == 0:
+        cfg.VAL.NUM_SEGMENTS = defaults['NUM_SEGMENTS'] or cfg.DATA.NUM_SEGMENTS
+    if cfg.VAL.NUM_CLIPS == 0:
+        cfg.VAL.NUM_CLIPS = defaults['NUM_CLIPS']
+    if cfg.VAL.NUM_CROPS == 0:
+        cfg.VAL.NUM_CROPS = defaults['NUM_CROPS']
     return cfg
 
 

@@ -111,9 +111,9 @@ def run_evaluation(cfg, checkpoint_path=None):
                 report['num_videos'], eval_dir)
     if 'synthetic_pairs' in extra:
         pairs = extra['synthetic_pairs']
-        logger.info('synthetic set: non-paired classes top1 %.1f, time-reversed pairs: '
+        logger.info('synthetic set: non-paired classes top1 %.1f, time-reversed pairs: top1 %.1f, '
                     'within-pair accuracy %.1f (chance 50)', pairs['non_paired_top1'],
-                    pairs['mean_within_pair_accuracy'])
+                    pairs['paired_top1'], pairs['mean_within_pair_accuracy'])
     return report
 
 

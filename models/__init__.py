@@ -1,35 +1,62 @@
-"""Models by MODEL_NAME. Every model maps [N, 3, T, H, W] to logits [N, DATASET.CLASS_NUM]."""
+"""Models by MODEL_NAME. Every model maps [N, 3, T, H, W] to logits [N, DATASET.CLASS_NUM].
+
+Each registry entry says which BACKBONE values it accepts and how to build it from the config.
+"""
 from .backbones import BACKBONES
+from .i3d import I3D
+from .mfnet3d import MFNet3D
+from .slowfast import SlowFast
+from .tsm import TSM
 from .tsn import TSN
-from .weights import WeightsError, load_backbone_file
+from .weights import WeightsError, load_pretrained
+
+RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')
 
 
 class ModelConfigError(ValueError):
     """MODEL_NAME, BACKBONE or a model option that does not exist."""
 
 
-def _build_tsn(cfg):
-    return TSN(cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
-               dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN)
+def _depth(backbone):
+    return int(backbone[len('resnet'):])
 
 
-MODELS = {'tsn': _build_tsn}
+MODELS = {
+    'tsn': (tuple(BACKBONES), lambda cfg: TSN(
+        cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
+        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN)),
+    'tsm': (RESNETS, lambda cfg: TSM(
+        cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
+        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN,
+        shift_div=cfg.MODEL.TSM_SHIFT_DIV)),
+    'i3d': (RESNETS, lambda cfg: I3D(
+        cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT)),
+    'slowfast': (RESNETS, lambda cfg: SlowFast(
+        cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), alpha=cfg.MODEL.SLOWFAST_ALPHA,
+        beta_inv=cfg.MODEL.SLOWFAST_BETA_INV, fusion_kernel=cfg.MODEL.SLOWFAST_FUSION_KERNEL,
+        dropout=cfg.MODEL.DROPOUT)),
+    'mfnet3d': (('mfnet3d', 'mfnet'), lambda cfg: MFNet3D(
+        cfg.DATASET.CLASS_NUM, dropout=cfg.MODEL.DROPOUT)),
+}
 
 
 def build_model(cfg, logger=None):
-    """The model MODEL_NAME names, with MODEL.PRETRAINED backbone weights if given."""
+    """The model MODEL_NAME names, with MODEL.PRETRAINED weights if given."""
     name = cfg.MODEL_NAME.lower()
     if name not in MODELS:
         raise ModelConfigError(f"unknown MODEL_NAME {cfg.MODEL_NAME!r}; choose one of {sorted(MODELS)}")
-    if cfg.BACKBONE.lower() not in BACKBONES:
-        raise ModelConfigError(f"unknown BACKBONE {cfg.BACKBONE!r}; choose one of {sorted(BACKBONES)}")
+    backbones, builder = MODELS[name]
+    if cfg.BACKBONE.lower() not in backbones:
+        raise ModelConfigError(f"BACKBONE {cfg.BACKBONE!r} does not fit MODEL_NAME {name!r}; "
+                               f"choose one of {list(backbones)}")
     try:
-        model = MODELS[name](cfg)
+        model = builder(cfg)
     except KeyError as err:
         raise ModelConfigError(str(err.args[0])) from err
     if cfg.MODEL.PRETRAINED:
-        load_backbone_file(model, cfg.MODEL.PRETRAINED, logger)
+        load_pretrained(model, cfg.MODEL.PRETRAINED, logger)
     return model
 
 
-__all__ = ['build_model', 'MODELS', 'ModelConfigError', 'TSN', 'WeightsError']
+__all__ = ['build_model', 'MODELS', 'ModelConfigError', 'TSN', 'TSM', 'I3D', 'SlowFast', 'MFNet3D',
+           'WeightsError']

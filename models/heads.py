@@ -9,11 +9,20 @@ class ClassifierHead(nn.Module):
         super().__init__()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(in_features, num_classes)
-        nn.init.normal_(self.fc.weight, 0.0, init_std)
+        self.init_std = init_std
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        nn.init.normal_(self.fc.weight, 0.0, self.init_std)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, features):
         return self.fc(self.dropout(features))
+
+
+def global_pool(maps):
+    """[N, C, T, H, W] or [N, C, H, W] feature maps -> [N, C] by averaging."""
+    return maps.flatten(2).mean(dim=2)
 
 
 CONSENSUS = {'avg': lambda scores: scores.mean(dim=1),

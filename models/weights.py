@@ -1,10 +1,20 @@
 """Loading weight files into our models by parameter name.
 
+Three kinds of file, told apart by their keys (`load_pretrained`):
+- a checkpoint of this very model: loaded whole; a classifier for another number of classes is
+  re-initialised (and the log says so);
+- a 2D ImageNet backbone (torchvision ResNet, TSN BN-Inception, MFNet2D): loaded by name into
+  the model's backbone, its classifier left out; for 3D models each 2D kernel is inflated
+  (repeated over time and divided by the temporal size), so a clip of identical frames gives
+  the 2D network's response;
+- anything else: WeightsError listing the missing, unexpected and mismatched keys.
 Files are read with `weights_only=True`: a file that would execute code on load is refused.
 """
 import torch
 
 from utils.checkpoint import load_checkpoint
+
+CLASSIFIER_PREFIXES = ('fc.', 'classifier.', 'last_linear.')
 
 
 class WeightsError(RuntimeError):
@@ -28,21 +38,7 @@ def _describe(keys, limit=8):
     return ', '.join(keys[:limit]) + more
 
 
-def load_into(module, state_dict, ignore_prefixes=(), source='state dict'):
-    """Copy every tensor of `state_dict` into `module` by name.
-
-    Keys starting with one of `ignore_prefixes` (e.g. the ImageNet classifier 'fc.') are
-    skipped. Missing keys, unexpected keys and shape mismatches raise WeightsError naming
-    them; BN `num_batches_tracked` counters absent from older files are tolerated.
-    Returns the list of ignored keys.
-    """
-    own = module.state_dict()
-    ignored = [k for k in state_dict if k.startswith(tuple(ignore_prefixes))]
-    incoming = {k: v for k, v in state_dict.items() if k not in ignored}
-    missing = [k for k in own if k not in incoming and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in incoming if k not in own]
-    mismatched = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in incoming.items()
-                  if k in own and own[k].shape != v.shape]
+def _raise_if_problems(module, source, missing, unexpected, mismatched):
     problems = []
     if missing:
         problems.append(f'missing keys: {_describe(missing)}')
@@ -52,18 +48,149 @@ def load_into(module, state_dict, ignore_prefixes=(), source='state dict'):
         problems.append(f'shape mismatch (file vs model): {_describe(mismatched)}')
     if problems:
         raise WeightsError(f'{source} does not fit {type(module).__name__}: ' + '; '.join(problems))
+
+
+def load_into(module, state_dict, ignore_prefixes=(), source='state dict'):
+    """Copy every tensor of `state_dict` into `module` by name, shapes equal.
+
+    Keys starting with one of `ignore_prefixes` are skipped in the file and may be absent from
+    it. Missing keys, unexpected keys and shape mismatches raise WeightsError naming them; BN
+    `num_batches_tracked` counters absent from older files are tolerated.
+    Returns the list of ignored file keys.
+    """
+    own = module.state_dict()
+    prefixes = tuple(ignore_prefixes)
+    ignored = [k for k in state_dict if k.startswith(prefixes)]
+    incoming = {k: v for k, v in state_dict.items() if k not in ignored}
+    missing = [k for k in own if k not in incoming and not k.endswith('num_batches_tracked')
+               and not (prefixes and k.startswith(prefixes))]
+    unexpected = [k for k in incoming if k not in own]
+    mismatched = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in incoming.items()
+                  if k in own and own[k].shape != v.shape]
+    _raise_if_problems(module, source, missing, unexpected, mismatched)
     module.load_state_dict(incoming, strict=False)
     return ignored
 
 
-def load_backbone_file(model, path, logger=None):
-    """Load an ImageNet backbone file (torchvision ResNet or TSN BN-Inception layout) into
-    `model.backbone`, leaving out the file's ImageNet classifier."""
-    state = extract_state_dict(load_checkpoint(path))
-    state = {('fc.' + k[len('last_linear.'):] if k.startswith('last_linear.') else k): v
-             for k, v in state.items()}
-    ignored = load_into(model.backbone, state, ignore_prefixes=('fc.',), source=path)
-    if logger:
-        logger.info('loaded backbone weights from %s (left out the classifier: %s)',
-                    path, ', '.join(ignored) or 'none')
+def inflate_tensor(weight, target_shape):
+    """A 2D tensor shaped for `target_shape`: a conv kernel [O, I, h, w] becomes
+    [O, I, t, h, w], repeated over t and divided by t (the I3D inflation). Input channels the
+    target has beyond the file's (SlowFast's Slow pathway also receives the lateral Fast
+    features) get zero weights, so the inflated pathway starts as the 2D network.
+    Returns None when no such mapping exists."""
+    if weight.dim() + 1 == len(target_shape) and weight.dim() == 4:
+        depth = target_shape[2]
+        weight = weight.unsqueeze(2).repeat(1, 1, depth, 1, 1) / depth
+    if tuple(weight.shape) == tuple(target_shape):
+        return weight
+    if (weight.dim() == len(target_shape) >= 4 and weight.shape[0] == target_shape[0]
+            and weight.shape[2:] == tuple(target_shape[2:]) and weight.shape[1] < target_shape[1]):
+        padded = weight.new_zeros(target_shape)
+        padded[:, :weight.shape[1]] = weight
+        return padded
+    return None
+
+
+def identity_shortcut(module, prefix):
+    """State of a shortcut projection `prefix` (conv, BN) that passes the first C_out input
+    channels through unchanged. A SlowFast ResNet-18/34 Slow pathway needs one where the 2D
+    network had a plain identity shortcut (the lateral channels widen the block's input)."""
+    conv, norm = module.get_submodule(prefix + '0'), module.get_submodule(prefix + '1')
+    out_channels = conv.weight.shape[0]
+    weight = torch.zeros_like(conv.weight)
+    centre = tuple(size // 2 for size in weight.shape[2:])
+    weight[(torch.arange(out_channels), torch.arange(out_channels)) + centre] = 1.0
+    return {prefix + '0.weight': weight, prefix + '1.weight': torch.ones(out_channels),
+            prefix + '1.bias': torch.zeros(out_channels),
+            prefix + '1.running_mean': torch.zeros(out_channels),
+            prefix + '1.running_var': torch.full((out_channels,), 1.0 - norm.eps)}
+
+
+def load_backbone_state(module, state_dict, source='state dict'):
+    """Load a 2D backbone file into `module` (2D or an inflated 3D network) by name, leaving out
+    the file's classifier. Returns the list of left-out keys."""
+    own = module.state_dict()
+    ignored = [k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES) and k not in own]
+    state_dict = dict(state_dict)
+    for key in own:
+        prefix = key[:key.find('downsample.') + len('downsample.')] if 'downsample.' in key else None
+        block = prefix and prefix[:-len('downsample.')]
+        if (prefix and block + 'conv1.weight' in state_dict
+                and not any(k.startswith(prefix) for k in state_dict)
+                and own[prefix + '0.weight'].shape[1] >= own[prefix + '0.weight'].shape[0]):
+            state_dict.update(identity_shortcut(module, prefix))
+    incoming, missing, mismatched = {}, [], []
+    for key, target in own.items():
+        if key not in state_dict:
+            if not key.endswith('num_batches_tracked'):
+                missing.append(key)
+            continue
+        weight = inflate_tensor(state_dict[key], target.shape)
+        if weight is None:
+            mismatched.append(f'{key} {tuple(state_dict[key].shape)} vs {tuple(target.shape)}')
+        else:
+            incoming[key] = weight
+    unexpected = [k for k in state_dict if k not in own and k not in ignored]
+    _raise_if_problems(module, source, missing, unexpected, mismatched)
+    module.load_state_dict(incoming, strict=False)
     return ignored
+
+
+def _rename_classifier(state):
+    """TSN's BN-Inception files call the classifier last_linear; ours call it fc."""
+    return {('fc.' + k[len('last_linear.'):] if k.startswith('last_linear.') else k): v
+            for k, v in state.items()}
+
+
+def backbone_targets(model):
+    """{name: submodule} that a 2D backbone file goes into: the model's own choice
+    (`inflation_targets`, e.g. SlowFast's Slow pathway) or its `backbone`."""
+    if hasattr(model, 'inflation_targets'):
+        return model.inflation_targets()
+    return {'': model.backbone}
+
+
+def load_backbone_file(model, path, logger=None):
+    """Load an ImageNet backbone file into the model's backbone (inflated for 3D models)."""
+    state = _rename_classifier(extract_state_dict(load_checkpoint(path)))
+    ignored = []
+    for target in backbone_targets(model).values():
+        ignored = load_backbone_state(target, state, source=path)
+    if logger:
+        logger.info('loaded backbone weights from %s into %s (left out the classifier: %s)',
+                    path, type(model).__name__, ', '.join(ignored) or 'none')
+    return ignored
+
+
+def load_model_checkpoint(model, state, source='state dict', logger=None):
+    """Load a whole-model state dict. A classifier head trained for another number of classes
+    (e.g. Kinetics-400 weights fine-tuned on UCF101) is re-initialised. Returns the list of
+    head keys that were re-initialised."""
+    own = model.state_dict()
+    head_keys = [k for k in state if k.startswith('head.') and k in own and state[k].shape != own[k].shape]
+    if head_keys:
+        model.head.reset_parameters()
+        if logger:
+            shapes = ', '.join(f'{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}' for k in head_keys)
+            logger.info('classifier of %s has another number of classes: re-initialised (%s)',
+                        source, shapes)
+    load_into(model, state, ignore_prefixes=('head.',) if head_keys else (), source=source)
+    return head_keys
+
+
+def is_model_checkpoint(model, state):
+    """True when most of the file's keys are the model's own names (a checkpoint of this
+    model rather than a backbone file)."""
+    own = model.state_dict()
+    return sum(k in own for k in state) >= 0.5 * len(state)
+
+
+def load_pretrained(model, path, logger=None):
+    """MODEL.PRETRAINED: a checkpoint of this model or a 2D backbone file (see module doc)."""
+    state = extract_state_dict(load_checkpoint(path))
+    if is_model_checkpoint(model, state):
+        load_model_checkpoint(model, state, source=path, logger=logger)
+        if logger:
+            logger.info('loaded model weights from %s', path)
+        return
+    load_backbone_file(model, path, logger)

@@ -114,10 +114,10 @@ def test_partial_bn_freezes_all_but_first_bn():
 
 def test_build_model_lists_choices(cfg):
     cfg.MODEL_NAME = 'nope'
-    with pytest.raises(ModelConfigError, match=r"unknown MODEL_NAME 'nope'; choose one of \['tsn'\]"):
+    with pytest.raises(ModelConfigError, match=r"unknown MODEL_NAME 'nope'; choose one of \['i3d', 'mfnet3d', 'slowfast', 'tsm', 'tsn'\]"):
         build_model(cfg)
     cfg.MODEL_NAME, cfg.BACKBONE = 'tsn', 'vgg'
-    with pytest.raises(ModelConfigError, match=r"unknown BACKBONE 'vgg'.*resnet18"):
+    with pytest.raises(ModelConfigError, match=r"BACKBONE 'vgg' does not fit MODEL_NAME 'tsn'.*resnet18"):
         build_model(cfg)
     cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'bninception', 11
     assert build_model(cfg)(torch.randn(1, 3, 2, 64, 64)).shape == (1, 11)

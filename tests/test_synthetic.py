@@ -82,4 +82,5 @@ def test_pair_report_separates_family_and_order():
                                                        'within_pair_accuracy': 75.0}
     assert report['pairs']['rotate_clockwise/rotate_counterclockwise']['within_pair_accuracy'] == 0
     assert report['non_paired_top1'] == 50.0
+    assert report['paired_top1'] == (5 + 10 + 10 + 10) / 60 * 100
     assert report['mean_within_pair_accuracy'] == (75.0 + 100.0 + 0.0) / 3

@@ -159,3 +159,26 @@ def test_resuming_a_checkpoint_of_another_model_exits_2(tiny_root, tmp_path):
     fresh = subprocess.run([sys.executable, 'train.py', '--resume', ''] + overrides, cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert fresh.returncode == 0, fresh.stderr
+
+
+@pytest.mark.parametrize('name, backbone, views', [
+    ('tsm', 'resnet18', '4 segments x 1 crops'), ('i3d', 'resnet18', '2 clips x 3 crops'),
+    ('slowfast', 'resnet18', '2 clips x 3 crops'), ('mfnet3d', 'mfnet3d', '2 clips x 3 crops')])
+def test_every_zoo_model_trains_and_evaluates(tiny_root, tmp_path, name, backbone, views):
+    """train.py and evaluate.py take each model as they are, with its own sampling and views."""
+    overrides = tiny_overrides(tiny_root, tmp_path, **{
+        'MODEL_NAME': name, 'BACKBONE': backbone, 'EXP_TAG': 'zoo', 'TRAIN.EPOCHS': 1,
+        'DATASET.SCALE_SIZE': 36, 'DATASET.CROP_SIZE': 32, 'DATA.NUM_SEGMENTS': 4,
+        'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4, 'VAL.NUM_SEGMENTS': 0,
+        'VAL.NUM_CLIPS': 2 if name != 'tsm' else 0})
+    assert run_main(train, overrides) == 0
+    folder = osp.join(str(tmp_path), 'ar_output', name, 'zoo')
+    with open(osp.join(folder, 'config.yaml'), encoding='utf-8') as handle:
+        saved = yaml.safe_load(handle)
+    assert saved['DATASET']['SAMPLING'] == ('segment' if name == 'tsm' else 'dense')
+    assert run_main(evaluate, overrides) == 0
+    with open(osp.join(folder, 'eval', 'report.json'), encoding='utf-8') as handle:
+        report = json.load(handle)
+    assert report['views'] == views and report['model'] == name and report['num_videos'] == 16
+    scores = np.load(osp.join(folder, 'eval', 'scores.npz'))['scores']
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)

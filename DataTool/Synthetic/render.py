@@ -118,7 +118,8 @@ def render_clip(label, num_frames, rng):
 def pair_report(confusion):
     """How a model does on the time-reversed pairs versus the other classes.
 
-    For each pair: `family_accuracy` = predicted as either class of the pair (appearance is
+    `paired_top1` = top1 over the videos of paired classes (the proof that a model sees time),
+    `non_paired_top1` = top1 over the others. For each pair: `family_accuracy` = predicted as either class of the pair (appearance is
     enough), `within_pair_accuracy` = correct among those (needs frame order; chance is 50%).
     """
     import numpy as np  # local: keeps the renderer's import list minimal
@@ -134,6 +135,10 @@ def pair_report(confusion):
             'within_pair_accuracy': float(np.trace(block) / in_family * 100) if in_family else None,
         }
         paired.update((a, b))
+    paired = sorted(paired)
+    paired_total = confusion[paired].sum()
+    report['paired_top1'] = (float(sum(confusion[c, c] for c in paired) / paired_total * 100)
+                             if paired_total else None)
     others = [c for c in range(len(CLASS_NAMES)) if c not in paired]
     other_total = confusion[others].sum()
     report['non_paired_top1'] = (float(sum(confusion[c, c] for c in others) / other_total * 100)

@@ -1,5 +1,6 @@
 """2D backbones by name. Each has `num_features` and `forward_features(x) -> [N, F]`."""
 from .bninception import BNInception, bninception
+from .mfnet import MFNet, mfnet2d
 from .resnet import ResNet, resnet
 
 BACKBONES = {
@@ -8,6 +9,7 @@ BACKBONES = {
     'resnet50': lambda **kw: resnet(50, **kw),
     'resnet101': lambda **kw: resnet(101, **kw),
     'bninception': bninception,
+    'mfnet2d': mfnet2d,
 }
 
 
@@ -19,4 +21,5 @@ def build_backbone(name, num_classes=0, in_channels=3):
     return BACKBONES[key](num_classes=num_classes, in_channels=in_channels)
 
 
-__all__ = ['BACKBONES', 'build_backbone', 'BNInception', 'ResNet', 'resnet', 'bninception']
+__all__ = ['BACKBONES', 'build_backbone', 'BNInception', 'MFNet', 'ResNet', 'resnet', 'bninception',
+           'mfnet2d']

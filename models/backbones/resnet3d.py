@@ -1,0 +1,64 @@
+"""3D ResNet pathways inflated from torchvision's ResNet (I3D, and each SlowFast pathway).
+
+Parameter names are torchvision's (conv1, bn1, layer1..4 with conv1/conv2/... and downsample),
+so `models.weights.inflate_into` maps a 2D ImageNet file onto them name by name. Which blocks
+get a temporal kernel follows PySlowFast's tables for the non-local / SlowFast papers.
+"""
+import torch.nn as nn
+
+from .resnet import OPS_3D, RESNET_DEPTHS, init_resnet_weights, make_res_layer
+
+# temporal kernel of: the stem, then each block of layer1..4 (a pattern repeated over the
+# stage's blocks), as in the papers' I3D-R50, SlowFast slow and fast pathways
+TEMPORAL_KERNELS = {
+    'i3d': (5, ((3,), (3, 1), (3, 1), (1, 3))),
+    'slow': (1, ((1,), (1,), (3,), (3,))),
+    'fast': (5, ((3,), (3,), (3,), (3,))),
+}
+
+
+def stage_temporal_kernels(pattern, blocks):
+    return [pattern[i % len(pattern)] for i in range(blocks)]
+
+
+class ResNet3dPathway(nn.Module):
+    """Stem (T x 7 x 7 conv, 1x3x3 max pool) and four residual stages.
+
+    `width` is the stem's channel count (64; the SlowFast fast pathway uses 64 * beta).
+    `lateral_channels` adds input channels to layer1..4 for what SlowFast fuses in from the
+    fast pathway. `temporal_pool` halves time after layer1 (PySlowFast's I3D pool1).
+    """
+
+    def __init__(self, depth=50, kind='i3d', width=64, in_channels=3, lateral_channels=(0, 0, 0, 0),
+                 temporal_pool=False):
+        super().__init__()
+        if depth not in RESNET_DEPTHS:
+            raise KeyError(f'no ResNet-{depth}; choose one of {sorted(RESNET_DEPTHS)}')
+        block, layers = RESNET_DEPTHS[depth]
+        stem_kernel, patterns = TEMPORAL_KERNELS[kind]
+        self.conv1 = nn.Conv3d(in_channels, width, (stem_kernel, 7, 7), stride=(1, 2, 2),
+                               padding=(stem_kernel // 2, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.temporal_pool = nn.MaxPool3d((2, 1, 1), (2, 1, 1)) if temporal_pool else nn.Identity()
+        self.stage_channels = []
+        inplanes = width
+        for index, blocks in enumerate(layers):
+            planes = width * 2 ** index
+            layer = make_res_layer(block, inplanes + lateral_channels[index], planes, blocks,
+                                   stride=1 if index == 0 else 2, ops=OPS_3D,
+                                   temporal_kernels=stage_temporal_kernels(patterns[index], blocks))
+            setattr(self, f'layer{index + 1}', layer)
+            inplanes = planes * block.expansion
+            self.stage_channels.append(inplanes)
+        self.num_features = inplanes
+        init_resnet_weights(self)
+
+    def stem(self, x):
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward(self, x):
+        """[N, C, T, H, W] -> feature maps [N, num_features, T', H/32, W/32]."""
+        x = self.temporal_pool(self.layer1(self.stem(x)))
+        return self.layer4(self.layer3(self.layer2(x)))

@@ -1,0 +1,28 @@
+"""I3D with a ResNet backbone (Carreira & Zisserman 2017, in the ResNet form of the non-local
+and SlowFast papers): a 2D ResNet inflated to 3D, 5x7x7 stem, 3x1x1 kernels in alternating
+bottlenecks, time halved after res2. Input [N, 3, T, H, W] (dense clip), output [N, K].
+"""
+import torch.nn as nn
+
+from .backbones.resnet3d import ResNet3dPathway
+from .heads import ClassifierHead, global_pool
+
+
+class I3D(nn.Module):
+    def __init__(self, num_classes, depth=50, dropout=0.5, in_channels=3):
+        super().__init__()
+        self.backbone = ResNet3dPathway(depth, kind='i3d', in_channels=in_channels, temporal_pool=True)
+        self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)
+
+    def inflation_targets(self):
+        """Where a 2D ImageNet ResNet file goes: {prefix in the 2D file: 3D submodule}."""
+        return {'': self.backbone}
+
+    def forward_features(self, x):
+        return global_pool(self.backbone(x))
+
+    def forward_head(self, features):
+        return self.head(features)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))

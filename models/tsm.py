@@ -1,0 +1,58 @@
+"""Temporal Shift Module (Lin et al., ICCV 2019) as a TSN variant.
+
+Inside every residual block of the 2D ResNet, before the first convolution of the residual
+branch, 1/8 of the channels are shifted one segment back in time and 1/8 one segment forward
+(zero-filled at the ends); the shortcut keeps the unshifted input ("residual shift"). This
+mixes neighbouring frames at zero extra parameters and FLOPs, so a 2D network models time.
+"""
+import torch
+import torch.nn as nn
+
+from .backbones.resnet import BasicBlock, Bottleneck
+from .tsn import TSN
+
+
+def temporal_shift(x, num_segments, fold_div=8):
+    """[N*T, C, H, W] -> the same shape, with channels [0, C/fold_div) taken from the next
+    segment and [C/fold_div, 2C/fold_div) from the previous one."""
+    nt, channels, height, width = x.shape
+    x = x.view(nt // num_segments, num_segments, channels, height, width)
+    fold = channels // fold_div
+    pad = x.new_zeros(x.shape[0], 1, fold, height, width)
+    from_next = torch.cat([x[:, 1:, :fold], pad], dim=1)
+    from_previous = torch.cat([pad, x[:, :-1, fold:2 * fold]], dim=1)
+    shifted = torch.cat([from_next, from_previous, x[:, :, 2 * fold:]], dim=2)
+    return shifted.view(nt, channels, height, width)
+
+
+class TemporalShift(nn.Module):
+    """Stateless except for the segment count, which the owning TSM sets per forward pass."""
+
+    def __init__(self, fold_div=8):
+        super().__init__()
+        self.fold_div = fold_div
+        self.num_segments = 1
+
+    def forward(self, x):
+        return temporal_shift(x, self.num_segments, self.fold_div)
+
+    def extra_repr(self):
+        return f'fold_div={self.fold_div}'
+
+
+class TSM(TSN):
+    def __init__(self, num_classes, backbone='resnet50', consensus='avg', dropout=0.5,
+                 partial_bn=False, in_channels=3, shift_div=8):
+        super().__init__(num_classes, backbone, consensus, dropout, partial_bn, in_channels)
+        blocks = [m for m in self.backbone.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+        if not blocks:
+            raise KeyError(f'TSM shifts inside residual blocks: use a ResNet BACKBONE, not {backbone!r}')
+        for block in blocks:
+            block.temporal_shift = TemporalShift(shift_div)
+
+    def forward_features(self, x):
+        # looked up on every pass, not cached: nn.DataParallel runs copies of these modules
+        for module in self.backbone.modules():
+            if isinstance(module, TemporalShift):
+                module.num_segments = x.shape[2]
+        return super().forward_features(x)
