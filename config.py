@@ -68,9 +68,11 @@ __C.MODEL = EasyDict()
 __C.MODEL.CONSENSUS = 'avg'
 __C.MODEL.DROPOUT = 0.5
 __C.MODEL.PARTIAL_BN = False
-__C.MODEL.PRETRAINED = ''           # a 2D ImageNet file (torchvision ResNet, TSN BN-Inception,
-                                    # MFNet2D: inflated for 3D models) or a checkpoint of this
-                                    # model (its classifier is re-initialised if classes differ)
+__C.MODEL.PRETRAINED = ''           # a path, or a file name in SNAPSHOT_ROOT/ar_output/
+                                    # pretrain_model_zoo/: a 2D ImageNet file (torchvision ResNet,
+                                    # TSN BN-Inception, MFNet2D: inflated for 3D models) or a
+                                    # checkpoint of this model (classifier re-initialised if the
+                                    # number of classes differs)
 __C.MODEL.SLOWFAST_ALPHA = 8        # Fast/Slow frame-rate ratio (4 for the published 8x8)
 __C.MODEL.SLOWFAST_BETA_INV = 8     # Slow/Fast channel ratio
 __C.MODEL.SLOWFAST_FUSION_KERNEL = 5    # temporal kernel of the lateral connections (7 for 8x8)
@@ -238,6 +240,7 @@ def resolve_paths(cfg=__C):
     if cfg.DATASET.CROP_SIZE > cfg.DATASET.SCALE_SIZE:
         raise ConfigError(f'DATASET.CROP_SIZE ({cfg.DATASET.CROP_SIZE}) must not exceed '
                           f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
+    cfg.MODEL.PRETRAINED = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg)
     resolve_model_defaults(cfg)
     if cfg.DATASET.SAMPLING not in ('segment', 'dense'):
         raise ConfigError(f"DATASET.SAMPLING must be 'segment', 'dense' or 'auto', "
@@ -260,6 +263,22 @@ def resolve_model_defaults(cfg=__C):
     if cfg.VAL.NUM_CROPS == 0:
         cfg.VAL.NUM_CROPS = defaults['NUM_CROPS']
     return cfg
+
+
+def pretrain_zoo_dir(cfg=__C):
+    """SNAPSHOT_ROOT/ar_output/pretrain_model_zoo: where MODEL.PRETRAINED files are looked up."""
+    return osp.join(cfg.SNAPSHOT_ROOT, 'ar_output', 'pretrain_model_zoo')
+
+
+def resolve_pretrained(path, cfg=__C):
+    """A MODEL.PRETRAINED path as given if that file exists, else the same name in the
+    pretrained zoo folder (so a bare 'resnet50-0676ba61.pth' works); ConfigError if neither."""
+    if not path or osp.isfile(path):
+        return path
+    in_zoo = osp.join(pretrain_zoo_dir(cfg), path)
+    if not osp.isfile(in_zoo):
+        raise ConfigError(f'MODEL.PRETRAINED {path!r}: no such file, nor {in_zoo}')
+    return in_zoo
 
 
 def exp_dir(cfg=__C):

@@ -3,7 +3,7 @@
 # temporal model (small depths, CPU-sized), then print how each does on the paired classes.
 # A model that sees frame order separates move_left/move_right, grow/shrink and
 # rotate_clockwise/rotate_counterclockwise; TSN with average consensus stays near 50% within
-# a pair. 48 px crops, 30 epochs: about 10-20 minutes per model on a 2-core CPU.
+# a pair. 48 px crops, 30 epochs: about 20-35 minutes per model on a 2-core CPU.
 #   bash Script/run_temporal_pairs.sh [MODEL ...]      (default: tsn tsm i3d slowfast mfnet3d)
 #   extra KEY VALUE overrides for every run: PAIRS_OVERRIDES="TRAIN.EPOCHS 3" bash ...
 set -euo pipefail

@@ -14,10 +14,6 @@ class I3D(nn.Module):
         self.backbone = ResNet3dPathway(depth, kind='i3d', in_channels=in_channels, temporal_pool=True)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)
 
-    def inflation_targets(self):
-        """Where a 2D ImageNet ResNet file goes: {prefix in the 2D file: 3D submodule}."""
-        return {'': self.backbone}
-
     def forward_features(self, x):
         return global_pool(self.backbone(x))
 

@@ -12,10 +12,6 @@ class MFNet3D(nn.Module):
         self.backbone = MFNet(dim=3, num_classes=0, in_channels=in_channels)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)
 
-    def inflation_targets(self):
-        """A 2D MFNet (ImageNet) file inflates into the 3D backbone by name."""
-        return {'': self.backbone}
-
     def forward_features(self, x):
         return self.backbone.forward_features(x)
 

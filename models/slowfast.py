@@ -42,7 +42,7 @@ class SlowFast(nn.Module):
 
     def inflation_targets(self):
         """A 2D ImageNet ResNet file inflates into the Slow pathway (the Fast one is 1/8 wide)."""
-        return {'': self.slow}
+        return [self.slow]
 
     def pathways(self, x):
         """The Slow pathway's input: every alpha-th frame of the clip."""

@@ -143,18 +143,18 @@ def _rename_classifier(state):
 
 
 def backbone_targets(model):
-    """{name: submodule} that a 2D backbone file goes into: the model's own choice
-    (`inflation_targets`, e.g. SlowFast's Slow pathway) or its `backbone`."""
+    """The submodules a 2D backbone file goes into: the model's `backbone`, or its own choice
+    (`inflation_targets`, e.g. SlowFast's Slow pathway)."""
     if hasattr(model, 'inflation_targets'):
-        return model.inflation_targets()
-    return {'': model.backbone}
+        return list(model.inflation_targets())
+    return [model.backbone]
 
 
 def load_backbone_file(model, path, logger=None):
     """Load an ImageNet backbone file into the model's backbone (inflated for 3D models)."""
     state = _rename_classifier(extract_state_dict(load_checkpoint(path)))
     ignored = []
-    for target in backbone_targets(model).values():
+    for target in backbone_targets(model):
         ignored = load_backbone_state(target, state, source=path)
     if logger:
         logger.info('loaded backbone weights from %s into %s (left out the classifier: %s)',

@@ -1,9 +1,12 @@
+import json
 import os.path as osp
 
 import numpy as np
+import pytest
 
 from datasets.decoding import count_video_frames, load_frame_folder, load_video
 from datasets.records import parse_metafile, read_class_names
+from DataTool.Synthetic.pairs_table import table_rows
 from DataTool.Synthetic.render import CLASS_NAMES, TIME_REVERSED_PAIRS, pair_report, render_clip
 from DataTool.Synthetic.synthetic import generate, is_complete
 
@@ -84,3 +87,21 @@ def test_pair_report_separates_family_and_order():
     assert report['non_paired_top1'] == 50.0
     assert report['paired_top1'] == (5 + 10 + 10 + 10) / 60 * 100
     assert report['mean_within_pair_accuracy'] == (75.0 + 100.0 + 0.0) / 3
+
+
+def test_pairs_table_reads_reports_and_last_epoch(tmp_path):
+    folder = tmp_path / 'i3d' / 'pairs'
+    (folder / 'eval').mkdir(parents=True)
+    report = {'top1': 93.75, 'backbone': 'resnet18', 'views': '3 clips x 1 crops', 'checkpoint_epoch': 12,
+              'synthetic_pairs': {'paired_top1': 91.67, 'mean_within_pair_accuracy': 91.0,
+                                  'non_paired_top1': 100.0}}
+    (folder / 'eval' / 'report.json').write_text(json.dumps(report))
+    (folder / 'training_policy.json').write_text(json.dumps(
+        {'per_epoch': [{'epoch': 1, 'val_top1': 50.0}, {'epoch': 2, 'val_top1': 87.5}, {'epoch': 3}]}))
+    rows = table_rows([str(folder)])
+    assert rows[2] == '| i3d/pairs | resnet18 | 93.8 | 91.7 | 91.0 | 100.0 | 3 clips x 1 crops | 12 | 87.5 |'
+
+    del report['synthetic_pairs']
+    (folder / 'eval' / 'report.json').write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match='report.json: no synthetic_pairs section'):
+        table_rows([str(folder)])

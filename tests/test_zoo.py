@@ -172,6 +172,24 @@ def test_backbone_file_that_does_not_fit_a_3d_model_lists_keys(tmp_path):
         load_pretrained(I3D(5, depth=50), str(tmp_path / 'r18.pth'))
 
 
+def test_pretrained_file_name_is_looked_up_in_the_zoo_folder(cfg, tmp_path):
+    """A bare MODEL.PRETRAINED name is found in SNAPSHOT_ROOT/ar_output/pretrain_model_zoo."""
+    cfg.SNAPSHOT_ROOT, cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = str(tmp_path), 'i3d', 'resnet18', 5
+    zoo = tmp_path / 'ar_output' / 'pretrain_model_zoo'
+    zoo.mkdir(parents=True)
+    resnet = build_backbone('resnet18', num_classes=1000)
+    torch.save(resnet.state_dict(), zoo / 'resnet18.pth')
+    cfg.MODEL.PRETRAINED = 'resnet18.pth'
+    config.resolve_paths(cfg)
+    assert cfg.MODEL.PRETRAINED == str(zoo / 'resnet18.pth')
+    model = build_model(cfg)
+    assert torch.allclose(model.backbone.conv1.weight.sum(dim=2), resnet.conv1.weight, atol=1e-6)
+
+    cfg.MODEL.PRETRAINED = 'absent.pth'
+    with pytest.raises(config.ConfigError, match="MODEL.PRETRAINED 'absent.pth': no such file, nor .*pretrain_model_zoo/absent.pth"):
+        config.resolve_paths(cfg)
+
+
 def test_slowfast_needs_frames_divisible_by_alpha():
     with pytest.raises(ValueError, match='divisible by alpha=8'):
         SlowFast(4, depth=18, alpha=8)(torch.randn(1, 3, 12, 32, 32))

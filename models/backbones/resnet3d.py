@@ -1,7 +1,7 @@
 """3D ResNet pathways inflated from torchvision's ResNet (I3D, and each SlowFast pathway).
 
 Parameter names are torchvision's (conv1, bn1, layer1..4 with conv1/conv2/... and downsample),
-so `models.weights.inflate_into` maps a 2D ImageNet file onto them name by name. Which blocks
+so `models.weights.load_backbone_state` maps a 2D ImageNet file onto them name by name. Which blocks
 get a temporal kernel follows PySlowFast's tables for the non-local / SlowFast papers.
 """
 import torch.nn as nn
