@@ -22,8 +22,10 @@ __C = EasyDict()
 ActivityConfig = __C
 
 # ---------------------------------------------------------------- experiment
-__C.GPUS = [0]                 # GPU ids for nn.DataParallel; ignored on a CPU-only machine
-__C.USE_DISTRIBUTED = False    # force torch.distributed even outside torchrun
+__C.GPUS = [0]                 # GPU ids for nn.DataParallel; ignored on a CPU-only machine and
+                               # under torchrun (DDP: one process per GPU, GPU = LOCAL_RANK)
+__C.USE_DISTRIBUTED = False    # DDP is used whenever torchrun starts the job; True also forces
+                               # a one-process group outside torchrun
 __C.EXP_TYPE = 'T'             # 'T' train, 'E' evaluate
 __C.MODEL_NAME = 'tsn'
 __C.EXP_TAG = 'synthetic_rgb_resnet18'
@@ -55,6 +57,7 @@ __C.DATASET.MULTI_SCALES = [1.0, 0.875]    # TSN uses [1, .875, .75, .66] on rea
 __C.DATASET.FLIP = False            # horizontal flip in training: off where a mirror changes
                                     # the class (synthetic left/right, clockwise, SSv2)
 __C.DATASET.SYNTHETIC_VIDEOS_PER_CLASS = [40, 12]   # train, val: used when generating
+__C.DATASET.SYNTHETIC_FRAMES = [24, 40]             # min, max frames per generated video
 
 # ---------------------------------------------------------------- sampling
 __C.DATA = EasyDict()
@@ -77,12 +80,16 @@ __C.MODEL.SLOWFAST_ALPHA = 8        # Fast/Slow frame-rate ratio (4 for the publ
 __C.MODEL.SLOWFAST_BETA_INV = 8     # Slow/Fast channel ratio
 __C.MODEL.SLOWFAST_FUSION_KERNEL = 5    # temporal kernel of the lateral connections (7 for 8x8)
 __C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
+__C.MODEL.SYNC_BN = False           # DDP on GPUs: BatchNorm statistics over all processes' batches
 
 # ---------------------------------------------------------------- training
 __C.TRAIN = EasyDict()
 __C.TRAIN.EPOCHS = 12
-__C.TRAIN.BASE_BATCH_SIZE = 8
-__C.TRAIN.BASE_LR = 0.01
+__C.TRAIN.BASE_BATCH_SIZE = 8       # clips per process and step (DDP: the global batch is this
+                                    # times the number of processes)
+__C.TRAIN.BASE_LR = 0.01            # learning rate for one process's batch, see LR_SCALING
+__C.TRAIN.LR_SCALING = 'linear'     # DDP: 'linear' = BASE_LR x number of processes (Goyal et al.
+                                    # 2017, as the global batch grows); 'none' = BASE_LR as is
 __C.TRAIN.LR_STEPS = [8, 11]
 __C.TRAIN.LR_DECAY = 0.1
 __C.TRAIN.MOMENTUM = 0.9
@@ -242,6 +249,8 @@ def resolve_paths(cfg=__C):
                           f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
     cfg.MODEL.PRETRAINED = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg)
     resolve_model_defaults(cfg)
+    if cfg.TRAIN.LR_SCALING not in ('linear', 'none'):
+        raise ConfigError(f"TRAIN.LR_SCALING must be 'linear' or 'none', got {cfg.TRAIN.LR_SCALING!r}")
     if cfg.DATASET.SAMPLING not in ('segment', 'dense'):
         raise ConfigError(f"DATASET.SAMPLING must be 'segment', 'dense' or 'auto', "
                           f"got {cfg.DATASET.SAMPLING!r}")

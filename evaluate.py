@@ -18,8 +18,9 @@ from datasets import build_dataset, build_loader, read_class_names
 from models import WeightsError, build_model
 from utils.checkpoint import load_checkpoint
 from utils.cli import run_entry_point
-from utils.device import place_model, select_device, set_cpu_threads
-from utils.inference import collect_scores
+from utils.device import place_model, set_cpu_threads
+from utils.distributed import cleanup, init_distributed
+from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import per_class_accuracy, summarize
 from utils.plots import save_confusion_png
@@ -77,29 +78,42 @@ def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, ex
 
 
 def run_evaluation(cfg, checkpoint_path=None):
+    ctx = init_distributed(cfg)
+    try:
+        return evaluate_model(cfg, ctx, checkpoint_path)
+    finally:
+        cleanup(ctx)
+
+
+def evaluate_model(cfg, ctx, checkpoint_path=None):
+    """Every process scores its shard of the test set; the main process gathers the scores
+    (each video exactly once), computes the metrics and writes eval/. Returns the report on
+    the main process, None on the others."""
     out_dir = exp_dir(cfg)
     eval_dir = osp.join(out_dir, 'eval')
-    logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log')
+    logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     set_cpu_threads(cfg.NUM_THREADS)
     checkpoint_path = (checkpoint_path or cfg.VAL.CHECKPOINT or
                        osp.join(out_dir, 'checkpoints', 'best.pth'))
-    device = select_device(cfg)
     model, state = load_model(cfg, checkpoint_path, logger)
-    model = place_model(model, cfg, device)
+    model = model.to(ctx.device) if ctx.distributed else place_model(model, cfg, ctx.device)
 
     dataset = build_dataset(cfg, 'test')
-    loader = build_loader(cfg, dataset, 'test')
+    loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank)
     views = (cfg.VAL.NUM_SEGMENTS if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS,
              cfg.VAL.NUM_CROPS)
     view_text = (f'{views[0]} segments x {views[1]} crops' if cfg.DATASET.SAMPLING == 'segment'
                  else f'{views[0]} clips x {views[1]} crops')
-    logger.info('evaluating %d videos of %s with %s', len(dataset), cfg.DATASET.VAL_META_PATH,
-                view_text)
-    scores, labels, indices = collect_scores(model, loader, device, desc='evaluate')
+    logger.info('evaluating %d videos of %s with %s%s', len(dataset), cfg.DATASET.VAL_META_PATH,
+                view_text, f' on {ctx.world_size} processes' if ctx.world_size > 1 else '')
+    collected = collect_scores_everywhere(model, loader, ctx.device, ctx, desc='evaluate')
+    if collected is None:
+        return None
+    scores, labels, indices = collected
     metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
     extra = {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
              'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
-             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE}
+             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size}
     if cfg.DATASET.NAME == 'synthetic':
         from DataTool.Synthetic.render import pair_report
         extra['synthetic_pairs'] = pair_report(metrics['confusion'])

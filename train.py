@@ -7,6 +7,7 @@ A run with an existing last.pth continues from it (TRAIN.RESUME 'auto').
 import json
 import os
 import os.path as osp
+import signal
 import sys
 import time
 
@@ -17,35 +18,62 @@ from tensorboardX import SummaryWriter
 from config import build_parser, exp_dir, parse_config, save_config, to_plain
 from datasets import build_dataset, build_loader
 from models import WeightsError, build_model
-from utils.checkpoint import load_checkpoint, save_atomic, unwrap
+from utils.checkpoint import load_checkpoint, save_atomic
 from utils.cli import run_entry_point
-from utils.device import place_model, select_device, set_cpu_threads
-from utils.inference import collect_scores
+from utils.device import place_model, set_cpu_threads
+from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup, gather_to_main,
+                               init_distributed, replica_max_abs_diff, restart_count, sum_across,
+                               sync_batch_norm, wrap_model)
+from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.lr_schedule import multistep_lr, set_lr
 from utils.meters import AverageMeter
 from utils.metrics import summarize, topk_correct
 from utils.plots import save_curves_png
 from utils.progress import progress
+from utils.stopping import GracefulStop, TrainingStopped, maybe_inject_fault
 
 
 
-def build_optimizer(model, cfg):
+class NullWriter:
+    """Stands in for the TensorBoard writer on the processes that write nothing (DDP rank > 0)."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def build_optimizer(model, cfg, lr):
     return torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                           lr=cfg.TRAIN.BASE_LR, momentum=cfg.TRAIN.MOMENTUM,
-                           weight_decay=cfg.TRAIN.WEIGHT_DECAY)
+                           lr=lr, momentum=cfg.TRAIN.MOMENTUM, weight_decay=cfg.TRAIN.WEIGHT_DECAY)
 
 
-def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger):
-    """One pass over the training set; returns the epoch's mean loss and top1."""
+def step_seed(seed, epoch, step, rank):
+    """The torch seed of one training step (dropout and the like): the same step gets the same
+    seed when a run resumes mid-epoch, and each DDP process its own."""
+    return ((seed * 1000 + epoch) * 100003 + step) * 1024 + rank
+
+
+def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
+                    start_step=0, totals=None, stop=None):
+    """One pass over this process's shard of the training set, from `start_step` on (a resumed
+    epoch). `totals` are the epoch's [loss sum, correct sum, clips] so far over all processes.
+    Returns the epoch's mean loss and top1 over all processes and the steps this one took.
+    Raises TrainingStopped at the first step boundary after a stop signal."""
     model.train()
     criterion = nn.CrossEntropyLoss()
     meters = {name: AverageMeter() for name in ('loss', 'top1', 'data_time', 'batch_time')}
-    steps_per_epoch = len(loader)
+    local = [0.0, 0.0, 0.0]        # loss sum, correct sum, clips: this process, this session
+    steps_per_epoch = start_step + len(loader)
     end = time.time()
-    bar = progress(loader, desc=f'epoch {epoch + 1}/{cfg.TRAIN.EPOCHS}', total=steps_per_epoch)
-    for step, (clips, labels, _) in enumerate(bar):
+    bar = progress(loader, desc=f'epoch {epoch + 1}/{cfg.TRAIN.EPOCHS}', total=len(loader),
+                   disable=not ctx.is_main)
+    for step, (clips, labels, _) in enumerate(bar, start=start_step):
+        maybe_inject_fault(ctx.rank, epoch, step, logger)
         meters['data_time'].update(time.time() - end)
+        torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         logits = model(clips)
         loss = criterion(logits, labels)
@@ -56,7 +84,9 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         optimizer.step()
 
         batch = labels.shape[0]
-        top1 = topk_correct(logits.detach(), labels, ks=(1,))[0] * 100.0 / batch
+        correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
+        local = [local[0] + loss.item() * batch, local[1] + correct, local[2] + batch]
+        top1 = correct * 100.0 / batch
         meters['loss'].update(loss.item(), batch)
         meters['top1'].update(top1, batch)
         meters['batch_time'].update(time.time() - end)
@@ -73,46 +103,79 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
                         meters['loss'].value, meters['loss'].avg, meters['top1'].value,
                         meters['top1'].avg, optimizer.param_groups[0]['lr'],
                         meters['data_time'].avg, meters['batch_time'].avg)
+        if stop is not None and stop_agreed(stop, ctx):
+            raise TrainingStopped(stop.signum or signal.SIGTERM, epoch, step + 1,
+                                  add_totals(totals, sum_across(local, ctx)))
         end = time.time()
-    return meters['loss'].avg, meters['top1'].avg
+    epoch_totals = add_totals(totals, sum_across(local, ctx))
+    count = max(epoch_totals[2], 1)
+    return epoch_totals[0] / count, epoch_totals[1] * 100.0 / count, len(loader)
 
 
-def validate(model, loader, device, cfg):
-    scores, labels, _ = collect_scores(model, loader, device, desc='validate')
+def add_totals(previous, new):
+    return new if previous is None else [a + b for a, b in zip(previous, new)]
+
+
+def stop_agreed(stop, ctx):
+    """True when any process was asked to stop: all of them leave at the same step."""
+    if not ctx.distributed:
+        return stop.requested
+    return sum_across([float(stop.requested)], ctx)[0] > 0
+
+
+def validate(model, loader, device, cfg, ctx=DistContext()):
+    """Metrics over the whole validation set on the main process (None on the others)."""
+    collected = collect_scores_everywhere(model, loader, device, ctx, desc='validate')
+    if collected is None:
+        return None
+    scores, labels, _ = collected
     return summarize(scores, labels, cfg.DATASET.CLASS_NUM)
 
 
-def resume_state(cfg, model, optimizer, checkpoint_dir, logger):
-    """(start_epoch, best_top1, history) from TRAIN.RESUME: 'auto' = last.pth if present."""
+def resume_state(cfg, model, optimizer, checkpoint_dir, logger, ctx):
+    """Where to start from TRAIN.RESUME ('auto' = last.pth if present): a dict with epoch,
+    step (within that epoch), totals (of that epoch so far), best_top1 and history."""
+    fresh = {'epoch': 0, 'step': 0, 'totals': None, 'best_top1': None, 'history': []}
     path = cfg.TRAIN.RESUME
     if path == 'auto':
         path = osp.join(checkpoint_dir, 'last.pth')
         if not osp.isfile(path):
-            return 0, None, []
+            return fresh
     elif not path:
-        return 0, None, []
+        return fresh
     state = load_checkpoint(path)
     try:
-        unwrap(model).load_state_dict(state['model'])
+        model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
     except (RuntimeError, ValueError, KeyError) as err:
         raise WeightsError(f'{path} does not fit this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, '
                            f'{cfg.DATASET.CLASS_NUM} classes): {str(err).splitlines()[0]}. '
                            "Start fresh with --resume '' or use another EXP_TAG.") from err
-    logger.info('resumed from %s: %d of %d epochs done, best top1 %s', path, state['epoch'],
-                cfg.TRAIN.EPOCHS, state['best_top1'])
-    return state['epoch'], state['best_top1'], list(state['history'])
+    step, totals = state.get('step', 0), state.get('epoch_totals')
+    if step and state.get('world_size', 1) != ctx.world_size:
+        logger.warning('%s was saved mid-epoch by %d processes, this run has %d: epoch %d '
+                       'starts again from its first step', path, state.get('world_size', 1),
+                       ctx.world_size, state['epoch'] + 1)
+        step, totals = 0, None
+    logger.info('resumed from %s: %d of %d epochs done%s, best top1 %s', path, state['epoch'],
+                cfg.TRAIN.EPOCHS, f' and {step} steps of epoch {state["epoch"] + 1}' if step else '',
+                state['best_top1'])
+    return {'epoch': state['epoch'], 'step': step, 'totals': totals,
+            'best_top1': state['best_top1'], 'history': list(state['history'])}
 
 
-def write_policy(path, cfg, history):
+def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
     """The training policy as run: schedule settings plus lr and time of every epoch."""
     policy = {
         'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
         'epochs': cfg.TRAIN.EPOCHS, 'batch_size': cfg.TRAIN.BASE_BATCH_SIZE,
-        'base_lr': cfg.TRAIN.BASE_LR, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
+        'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
+        'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
+        'lr': cfg.TRAIN.BASE_LR * lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
         'lr_decay': cfg.TRAIN.LR_DECAY, 'momentum': cfg.TRAIN.MOMENTUM,
         'weight_decay': cfg.TRAIN.WEIGHT_DECAY, 'clip_grad': cfg.TRAIN.CLIP_GRAD,
         'num_segments': cfg.DATA.NUM_SEGMENTS, 'crop_size': cfg.DATASET.CROP_SIZE,
+        'replica_max_abs_diff': replica_diff,
         'per_epoch': history,
     }
     tmp_path = path + '.tmp'
@@ -121,79 +184,142 @@ def write_policy(path, cfg, history):
     os.replace(tmp_path, path)
 
 
-def run_training(cfg):
-    out_dir = exp_dir(cfg)
-    checkpoint_dir = osp.join(out_dir, 'checkpoints')
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    logger = setup_logger(osp.join(out_dir, 'log'), filename='train.log')
-    set_cpu_threads(cfg.NUM_THREADS)
-    torch.manual_seed(cfg.SEED)
-    if cfg.DATASET.NAME == 'synthetic':
+def save_last(path, model, optimizer, cfg, ctx, epoch, best_top1, history, step=0, totals=None):
+    """last.pth: everything to continue, at an epoch's end (step 0) or after `step` steps of
+    epoch `epoch` + 1 (a stop signal)."""
+    save_atomic({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+                 'epoch': epoch, 'step': step, 'epoch_totals': totals, 'world_size': ctx.world_size,
+                 'best_top1': best_top1, 'history': history, 'config': to_plain(cfg)}, path)
+
+
+def prepare_data(cfg, ctx, logger):
+    """The main process renders the synthetic set if needed while the others wait."""
+    if cfg.DATASET.NAME == 'synthetic' and ctx.is_main:
         from DataTool.Synthetic.synthetic import ensure_synthetic
         ensure_synthetic(cfg, logger)
-    save_config(cfg, osp.join(out_dir, 'config.yaml'))
+    barrier(ctx)
+
+
+def run_training(cfg):
+    ctx = init_distributed(cfg)
+    try:
+        return train_model(cfg, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def train_model(cfg, ctx):
+    out_dir = exp_dir(cfg)
+    checkpoint_dir = osp.join(out_dir, 'checkpoints')
+    last_path = osp.join(checkpoint_dir, 'last.pth')
+    if ctx.is_main:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+    logger = setup_logger(osp.join(out_dir, 'log'), filename='train.log', rank=ctx.rank)
+    set_cpu_threads(cfg.NUM_THREADS)
+    torch.manual_seed(cfg.SEED)
+    prepare_data(cfg, ctx, logger)
+    if ctx.is_main:
+        save_config(cfg, osp.join(out_dir, 'config.yaml'))
     logger.info('experiment folder: %s', out_dir)
+    if ctx.distributed:
+        logger.info('DDP: %d processes, %s backend, torchrun attempt %d', ctx.world_size,
+                    ctx.backend, restart_count() + 1)
 
     train_set, val_set = build_dataset(cfg, 'train'), build_dataset(cfg, 'val')
-    train_loader = build_loader(cfg, train_set, 'train')
-    val_loader = build_loader(cfg, val_set, 'val')
+    train_loader = build_loader(cfg, train_set, 'train', num_replicas=ctx.world_size, rank=ctx.rank)
+    val_loader = build_loader(cfg, val_set, 'val', num_replicas=ctx.world_size, rank=ctx.rank)
     logger.info('%d training and %d validation videos, %d classes', len(train_set),
                 len(val_set), cfg.DATASET.CLASS_NUM)
 
-    device = select_device(cfg)
-    model = place_model(build_model(cfg, logger), cfg, device)
-    optimizer = build_optimizer(model, cfg)
-    start_epoch, best_top1, history = resume_state(cfg, model, optimizer, checkpoint_dir, logger)
-    logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, device,
-                sum(p.numel() for p in model.parameters()) / 1e6)
+    lr_scale = ctx.world_size if cfg.TRAIN.LR_SCALING == 'linear' else 1
+    bare = build_model(cfg, logger).to(ctx.device)
+    if ctx.distributed and cfg.MODEL.SYNC_BN:
+        bare = sync_batch_norm(bare, ctx, logger)
+    optimizer = build_optimizer(bare, cfg, cfg.TRAIN.BASE_LR * lr_scale)
+    start = resume_state(cfg, bare, optimizer, checkpoint_dir, logger, ctx)
+    model = wrap_model(bare, ctx) if ctx.distributed else place_model(bare, cfg, ctx.device)
+    best_top1, history = start['best_top1'], start['history']
+    logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, ctx.device,
+                sum(p.numel() for p in bare.parameters()) / 1e6)
+    if ctx.world_size > 1:
+        logger.info('global batch %d (%d per process), lr %g (BASE_LR %g, LR_SCALING %s)',
+                    cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size, cfg.TRAIN.BASE_BATCH_SIZE,
+                    cfg.TRAIN.BASE_LR * lr_scale, cfg.TRAIN.BASE_LR, cfg.TRAIN.LR_SCALING)
 
-    if start_epoch >= cfg.TRAIN.EPOCHS:
-        logger.info('all %d epochs are already done (%s); pass --resume \'\' to train again',
-                    cfg.TRAIN.EPOCHS, osp.join(checkpoint_dir, 'last.pth'))
-    writer = SummaryWriter(osp.join(out_dir, 'tensorboard'), purge_step=start_epoch * len(train_loader))
+    if start['epoch'] >= cfg.TRAIN.EPOCHS:
+        logger.info("all %d epochs are already done (%s); pass --resume '' to train again",
+                    cfg.TRAIN.EPOCHS, last_path)
+    steps_per_epoch = len(train_loader)
+    writer = (SummaryWriter(osp.join(out_dir, 'tensorboard'),
+                            purge_step=start['epoch'] * steps_per_epoch + start['step'])
+              if ctx.is_main else NullWriter())
     try:
-        for epoch in range(start_epoch, cfg.TRAIN.EPOCHS):
-            started = time.time()
-            lr = multistep_lr(cfg.TRAIN.BASE_LR, cfg.TRAIN.LR_STEPS, cfg.TRAIN.LR_DECAY, epoch)
-            set_lr(optimizer, lr)
-            torch.manual_seed(cfg.SEED * 1000 + epoch)
-            train_set.set_epoch(epoch)
-            train_loader.sampler.set_epoch(epoch)
-            train_loss, train_top1 = train_one_epoch(model, train_loader, optimizer, device, cfg,
-                                                     epoch, writer, logger)
-            record = {'epoch': epoch + 1, 'lr': lr, 'train_loss': train_loss,
-                      'train_top1': train_top1, 'val_top1': None, 'val_top5': None}
-            last_epoch = epoch + 1 == cfg.TRAIN.EPOCHS
-            if (epoch + 1) % cfg.TRAIN.EVAL_FREQ == 0 or last_epoch:
-                metrics = validate(model, val_loader, device, cfg)
-                record.update(val_top1=metrics['top1'], val_top5=metrics['top5'],
-                              val_mean_class_accuracy=metrics['mean_class_accuracy'])
-                for key in ('top1', 'top5', 'mean_class_accuracy', 'nll'):
-                    writer.add_scalar(f'val/{key}', metrics[key], epoch + 1)
-                logger.info('epoch %d validation: top1 %.2f top5 %.2f mean class acc %.2f',
-                            epoch + 1, metrics['top1'], metrics['top5'],
-                            metrics['mean_class_accuracy'])
-            record['epoch_time_s'] = round(time.time() - started, 2)
-            history.append(record)
-            writer.add_scalar('train/epoch_loss', train_loss, epoch + 1)
-            writer.add_scalar('time/epoch', record['epoch_time_s'], epoch + 1)
-
-            is_best = record['val_top1'] is not None and (best_top1 is None or
-                                                         record['val_top1'] > best_top1)
-            if is_best:
-                best_top1 = record['val_top1']
-                save_atomic({'model': unwrap(model).state_dict(), 'epoch': epoch + 1,
-                             'top1': best_top1, 'config': to_plain(cfg)},
-                            osp.join(checkpoint_dir, 'best.pth'))
-            save_atomic({'model': unwrap(model).state_dict(), 'optimizer': optimizer.state_dict(),
-                         'epoch': epoch + 1, 'best_top1': best_top1, 'history': history,
-                         'config': to_plain(cfg)}, osp.join(checkpoint_dir, 'last.pth'))
-            write_policy(osp.join(out_dir, 'training_policy.json'), cfg, history)
-            save_curves_png(history, osp.join(out_dir, 'curves.png'))
-            logger.info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
-                        lr, ', new best' if is_best else '')
+        with GracefulStop() as stop:
+            for epoch in range(start['epoch'], cfg.TRAIN.EPOCHS):
+                resumed = epoch == start['epoch']
+                first_step = start['step'] if resumed else 0
+                started = time.time()
+                lr = multistep_lr(cfg.TRAIN.BASE_LR * lr_scale, cfg.TRAIN.LR_STEPS, cfg.TRAIN.LR_DECAY, epoch)
+                set_lr(optimizer, lr)
+                train_set.set_epoch(epoch)
+                train_loader.sampler.set_epoch(epoch)
+                train_loader.sampler.skip(first_step * cfg.TRAIN.BASE_BATCH_SIZE)
+                try:
+                    train_loss, train_top1, steps = train_one_epoch(
+                        model, train_loader, optimizer, ctx.device, cfg, epoch, writer, logger,
+                        ctx=ctx, start_step=first_step, totals=start['totals'] if resumed else None,
+                        stop=stop)
+                except TrainingStopped as stopped:
+                    if ctx.is_main:
+                        save_last(last_path, bare, optimizer, cfg, ctx, epoch, best_top1, history,
+                                  step=stopped.step, totals=stopped.totals)
+                        logger.warning('%s: saved %s at step %d of epoch %d; run the same command '
+                                       'to continue', stopped, last_path, stopped.step, epoch + 1)
+                    raise SystemExit(128 + stopped.signum) from None
+                record = {'epoch': epoch + 1, 'lr': lr, 'train_loss': train_loss,
+                          'train_top1': train_top1, 'val_top1': None, 'val_top5': None}
+                if ctx.distributed:
+                    record['steps_per_process'] = [int(n) for n in gather_to_main(steps, ctx) or []]
+                last_epoch = epoch + 1 == cfg.TRAIN.EPOCHS
+                if (epoch + 1) % cfg.TRAIN.EVAL_FREQ == 0 or last_epoch:
+                    broadcast_buffers(bare, ctx)
+                    metrics = validate(bare, val_loader, ctx.device, cfg, ctx)
+                    if metrics is not None:
+                        record.update(val_top1=metrics['top1'], val_top5=metrics['top5'],
+                                      val_mean_class_accuracy=metrics['mean_class_accuracy'])
+                        for key in ('top1', 'top5', 'mean_class_accuracy', 'nll'):
+                            writer.add_scalar(f'val/{key}', metrics[key], epoch + 1)
+                        logger.info('epoch %d validation: top1 %.2f top5 %.2f mean class acc %.2f',
+                                    epoch + 1, metrics['top1'], metrics['top5'],
+                                    metrics['mean_class_accuracy'])
+                record['epoch_time_s'] = round(time.time() - started, 2)
+                history.append(record)
+                if not ctx.is_main:
+                    continue
+                writer.add_scalar('train/epoch_loss', train_loss, epoch + 1)
+                writer.add_scalar('time/epoch', record['epoch_time_s'], epoch + 1)
+                is_best = record['val_top1'] is not None and (best_top1 is None or
+                                                             record['val_top1'] > best_top1)
+                if is_best:
+                    best_top1 = record['val_top1']
+                    save_atomic({'model': bare.state_dict(), 'epoch': epoch + 1,
+                                 'top1': best_top1, 'config': to_plain(cfg)},
+                                osp.join(checkpoint_dir, 'best.pth'))
+                save_last(last_path, bare, optimizer, cfg, ctx, epoch + 1, best_top1, history)
+                write_policy(osp.join(out_dir, 'training_policy.json'), cfg, history, ctx, lr_scale)
+                save_curves_png(history, osp.join(out_dir, 'curves.png'))
+                logger.info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
+                            lr, ', new best' if is_best else '')
     finally:
         writer.close()
+    if ctx.distributed:
+        broadcast_buffers(bare, ctx)
+        difference = replica_max_abs_diff(bare, ctx)
+        logger.info('the %d replicas end with the same weights: largest difference %g',
+                    ctx.world_size, difference)
+        if ctx.is_main and history:
+            write_policy(osp.join(out_dir, 'training_policy.json'), cfg, history, ctx, lr_scale,
+                         replica_diff=difference)
     logger.info('training finished: best val top1 %s', 'n/a' if best_top1 is None else f'{best_top1:.2f}')
     return best_top1
 

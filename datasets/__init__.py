@@ -28,9 +28,11 @@ def build_dataset(cfg, split):
                         img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED)
 
 
-def build_loader(cfg, dataset, split, batch_size=None, sampler=None):
+def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):
     """A loader of the type DATASET.LOADER names; training shuffles with an epoch-seeded
-    sampler and drops the last incomplete batch."""
+    sampler and drops the last incomplete batch. Under DDP (`num_replicas` processes) each
+    process loads its own shard: padded to equal size for training, exactly once each for
+    validation and testing (so no video is counted twice in the metrics)."""
     loader_cls = LOADERS.get(cfg.DATASET.LOADER)
     if loader_cls is None:
         raise DatasetConfigError(f"unknown DATASET.LOADER {cfg.DATASET.LOADER!r}; "
@@ -39,9 +41,10 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None):
     if batch_size is None:
         batch_size = cfg.TRAIN.BASE_BATCH_SIZE if train else cfg.VAL.BATCH_SIZE
     if sampler is None:
-        sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train)
+        sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train,
+                                      num_replicas=num_replicas, rank=rank, pad=train)
     workers = cfg.DATASET.NUM_WORKERS
-    drop_last = train and len(dataset) >= batch_size
+    drop_last = train and len(sampler) >= batch_size
     return loader_cls(dataset, batch_size=batch_size, sampler=sampler,
                       num_workers=workers, pin_memory=torch.cuda.is_available(),
                       drop_last=drop_last,

@@ -1,5 +1,5 @@
 """Loaders: DataLoaderX (torch DataLoader with a background prefetch thread) and the
-epoch-seeded shuffling sampler they share."""
+epoch-seeded shuffling sampler they share, one shard per process under DDP."""
 import torch
 from prefetch_generator import BackgroundGenerator
 from torch.utils.data import DataLoader, Sampler
@@ -18,26 +18,52 @@ class DataLoaderX(DataLoader):
 
 
 class EpochShuffleSampler(Sampler):
-    """A permutation that depends only on (seed, epoch): a resumed run sees the same order."""
+    """A permutation that depends only on (seed, epoch): a resumed run sees the same order.
 
-    def __init__(self, num_samples, seed=0, shuffle=True):
+    With `num_replicas` > 1 (DDP) every process draws the same permutation and takes every
+    num_replicas-th index from its `rank`. `pad` (training) repeats the first indices so that
+    each process gets the same number and takes the same number of steps; without it
+    (validation) each index is seen by exactly one process, counts may differ by one.
+    `skip(n)` leaves out this process's first n indices of the current epoch only (resuming
+    mid-epoch).
+    """
+
+    def __init__(self, num_samples, seed=0, shuffle=True, num_replicas=1, rank=0, pad=True):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f'rank {rank} outside 0..{num_replicas - 1}')
         self.num_samples = num_samples
         self.seed = seed
         self.shuffle = shuffle
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.pad = pad
         self.epoch = 0
+        self.start = 0
 
     def set_epoch(self, epoch):
         self.epoch = epoch
+        self.start = 0
+
+    def skip(self, count):
+        self.start = count
+
+    def _own_indices(self):
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.num_samples, generator=generator).tolist()
+        else:
+            order = list(range(self.num_samples))
+        if self.pad and self.num_samples % self.num_replicas:
+            missing = self.num_replicas - self.num_samples % self.num_replicas
+            order += (order * (missing // max(len(order), 1) + 1))[:missing]
+        return order[self.rank::self.num_replicas]
 
     def __iter__(self):
-        if not self.shuffle:
-            return iter(range(self.num_samples))
-        generator = torch.Generator()
-        generator.manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+        return iter(self._own_indices()[self.start:])
 
     def __len__(self):
-        return self.num_samples
+        return len(self._own_indices()) - self.start
 
 
 LOADERS = {'DataLoaderX': DataLoaderX, 'DataLoader': DataLoader}

@@ -38,6 +38,7 @@ def tiny_overrides(root, snapshot, **extra):
     values = {
         'DATASET.ROOT_PATH': str(root), 'SNAPSHOT_ROOT': str(snapshot),
         'DATASET.SYNTHETIC_VIDEOS_PER_CLASS': list(TINY_PER_CLASS),
+        'DATASET.SYNTHETIC_FRAMES': list(TINY_FRAMES),
         'DATASET.SCALE_SIZE': 72, 'DATASET.CROP_SIZE': 64, 'DATASET.NUM_WORKERS': 0,
         'TRAIN.BASE_BATCH_SIZE': 8, 'TRAIN.EPOCHS': 2, 'TRAIN.LR_STEPS': [1],
         'VAL.NUM_SEGMENTS': 5, 'VAL.BATCH_SIZE': 8, 'NUM_THREADS': 2,

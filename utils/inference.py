@@ -2,11 +2,12 @@
 import numpy as np
 import torch
 
+from .distributed import gather_to_main
 from .progress import progress
 
 
 @torch.no_grad()
-def collect_scores(model, loader, device, desc='eval'):
+def collect_scores(model, loader, device, desc='eval', show_progress=True):
     """Softmax scores averaged over each video's views.
 
     Batches are [B, C, T, H, W] (one view) or [B, V, C, T, H, W] (multi-view testing).
@@ -14,7 +15,7 @@ def collect_scores(model, loader, device, desc='eval'):
     """
     model.eval()
     all_scores, all_labels, all_indices = [], [], []
-    for clips, labels, indices in progress(loader, desc=desc):
+    for clips, labels, indices in progress(loader, desc=desc, disable=not show_progress):
         clips = clips.to(device, non_blocking=True)
         views = 1
         if clips.dim() == 6:
@@ -28,4 +29,24 @@ def collect_scores(model, loader, device, desc='eval'):
     labels = torch.cat(all_labels).numpy()
     indices = torch.cat(all_indices).numpy()
     order = np.argsort(indices, kind='stable')
+    return scores[order], labels[order], indices[order]
+
+
+def collect_scores_everywhere(model, loader, device, ctx, desc='eval'):
+    """`collect_scores` over this process's shard of the loader, gathered on the main process.
+
+    The shards (EpochShuffleSampler without padding) hold every video exactly once, which is
+    checked here: a metric never counts a video twice or misses one. Returns (scores, labels,
+    indices) in dataset order on the main process, None on the others.
+    """
+    local = collect_scores(model, loader, device, desc, show_progress=ctx.is_main)
+    parts = gather_to_main(local, ctx)
+    if parts is None:
+        return None
+    scores, labels, indices = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    order = np.argsort(indices, kind='stable')
+    expected = len(loader.dataset)
+    if len(indices) != expected or not np.array_equal(indices[order], np.arange(expected)):
+        raise RuntimeError(f'the {ctx.world_size} processes scored {len(indices)} videos '
+                           f'({len(np.unique(indices))} distinct) of {expected}')
     return scores[order], labels[order], indices[order]

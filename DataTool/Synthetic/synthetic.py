@@ -113,11 +113,12 @@ def ensure_synthetic(cfg, logger=None):
     """Render the synthetic set under DATASET.ROOT_PATH/synthetic on first use."""
     out_dir = osp.join(cfg.DATASET.ROOT_PATH, 'synthetic')
     per_class = tuple(cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS)
-    if is_complete(out_dir, cfg.SEED, per_class):
+    frame_range = tuple(cfg.DATASET.SYNTHETIC_FRAMES)
+    if is_complete(out_dir, cfg.SEED, per_class, frame_range):
         return out_dir
     if logger:
         logger.info('rendering the synthetic dataset into %s (first use)', out_dir)
-    counts = generate(out_dir, cfg.SEED, per_class)
+    counts = generate(out_dir, cfg.SEED, per_class, frame_range)
     if logger:
         logger.info('synthetic dataset ready: %s', counts)
     return out_dir

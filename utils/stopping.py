@@ -1,0 +1,76 @@
+"""Stopping a training run without losing work, and a switch that fails it on purpose.
+
+`GracefulStop` turns SIGTERM (what torchrun, Slurm and `kill` send) and SIGINT (Ctrl-C) into a
+flag that the training loop checks after each step: the main process then writes last.pth
+for the step it has reached and the run exits. A second Ctrl-C stops at once.
+
+DLAC_FAULT_INJECT=ACTION:RANK:EPOCH:STEP (epoch and step counted from 1, as logged) makes
+process RANK, at that step, either `exit` at once (a crashed worker: exit code 1, nothing
+saved) or send itself `sigterm`. It fires on torchrun's first attempt only, so a restarted
+group runs through: tests use it to check restarts and resuming.
+"""
+import os
+import signal
+
+from .distributed import restart_count
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class GracefulStop:
+    """Context manager: while active, SIGTERM/SIGINT set `signum` instead of killing."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt        # asked twice: stop now
+        self.signum = signum
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    def __enter__(self):
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+class TrainingStopped(Exception):
+    """Raised by the training loop after a stop signal, once its step is finished."""
+
+    def __init__(self, signum, epoch, step, totals):
+        super().__init__(f'stopped by signal {signum} in epoch {epoch + 1} after step {step}')
+        self.signum, self.epoch, self.step, self.totals = signum, epoch, step, totals
+
+
+def parse_fault(text):
+    """'exit:1:2:3' -> ('exit', rank 1, epoch index 1, step index 2); None for ''."""
+    if not text:
+        return None
+    parts = text.split(':')
+    if len(parts) != 4 or parts[0] not in ('exit', 'sigterm') or not all(p.isdigit() for p in parts[1:]):
+        raise ValueError(f'DLAC_FAULT_INJECT={text!r}: expected ACTION:RANK:EPOCH:STEP with '
+                         "ACTION 'exit' or 'sigterm' and EPOCH, STEP counted from 1")
+    return parts[0], int(parts[1]), int(parts[2]) - 1, int(parts[3]) - 1
+
+
+def maybe_inject_fault(rank, epoch, step, logger=None):
+    """Carry out DLAC_FAULT_INJECT if it names this process, epoch and step."""
+    fault = parse_fault(os.environ.get('DLAC_FAULT_INJECT', ''))
+    if fault is None or restart_count() > 0 or fault[1:] != (rank, epoch, step):
+        return
+    if logger:
+        logger.warning('DLAC_FAULT_INJECT: %s in epoch %d step %d', fault[0], epoch + 1, step + 1)
+    if fault[0] == 'exit':
+        os._exit(1)
+    os.environ['DLAC_FAULT_INJECT'] = ''       # once per process
+    os.kill(os.getpid(), signal.SIGTERM)
