@@ -203,3 +203,23 @@ def test_use_distributed_forces_a_one_process_group_outside_torchrun(tiny_root, 
     assert not torch.distributed.is_initialized()             # the group is closed again
     assert 'DDP: 1 processes, gloo backend' in read_log(tmp_path)
     assert read_policy(tmp_path)['replica_max_abs_diff'] == 0.0
+
+
+@pytest.mark.slow
+def test_two_nodes_meet_through_the_c10d_rendezvous(tiny_root, tmp_path):
+    """Two torchrun agents (two 'nodes' on this machine), one process each, as the README's
+    two-node commands start them."""
+    from utils.distributed import free_port
+    overrides = tiny_overrides(tiny_root, tmp_path, **dict(SMALL, **{'TRAIN.EPOCHS': 1}))
+    environment = dict(os.environ, DLAC_PYTHON=sys.executable, DLAC_PROGRESS='0')
+    environment.pop('DLAC_FAULT_INJECT', None)
+    command = ['bash', 'Script/run_train_ddp_m.sh', '-n', '2', '-g', '1', '-c', '1',
+               '--master', f'127.0.0.1:{free_port()}'] + overrides
+    nodes = [subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert all('--rdzv-backend c10d' in output for output in outputs)
+    policy = read_policy(tmp_path)
+    assert policy['processes'] == 2 and policy['per_epoch'][0]['steps_per_process'] == [3, 3]
+    assert policy['replica_max_abs_diff'] == 0.0

@@ -42,7 +42,7 @@ def restart_count():
     return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
 
 
-def _free_port():
+def free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
@@ -55,7 +55,7 @@ def init_distributed(cfg):
         local_rank = int(os.environ['LOCAL_RANK'])
         address, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])
     elif cfg.USE_DISTRIBUTED:          # outside torchrun: a group of one
-        rank, world_size, local_rank, address, port = 0, 1, 0, '127.0.0.1', _free_port()
+        rank, world_size, local_rank, address, port = 0, 1, 0, '127.0.0.1', free_port()
     else:
         return DistContext(device=select_device(cfg))
     if torch.cuda.is_available() and cfg.GPUS:
