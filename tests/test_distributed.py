@@ -16,6 +16,7 @@ import evaluate
 import train
 from conftest import ROOT, tiny_overrides
 from datasets.loaders import EpochShuffleSampler
+from utils.distributed import free_port
 from utils.stopping import parse_fault
 
 SMALL = {'DATASET.SCALE_SIZE': 36, 'DATASET.CROP_SIZE': 32, 'TRAIN.BASE_BATCH_SIZE': 4,
@@ -209,7 +210,6 @@ def test_use_distributed_forces_a_one_process_group_outside_torchrun(tiny_root, 
 def test_two_nodes_meet_through_the_c10d_rendezvous(tiny_root, tmp_path):
     """Two torchrun agents (two 'nodes' on this machine), one process each, as the README's
     two-node commands start them."""
-    from utils.distributed import free_port
     overrides = tiny_overrides(tiny_root, tmp_path, **dict(SMALL, **{'TRAIN.EPOCHS': 1}))
     environment = dict(os.environ, DLAC_PYTHON=sys.executable, DLAC_PROGRESS='0')
     environment.pop('DLAC_FAULT_INJECT', None)
