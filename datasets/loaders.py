@@ -63,7 +63,12 @@ class EpochShuffleSampler(Sampler):
         return iter(self._own_indices()[self.start:])
 
     def __len__(self):
-        return len(self._own_indices()) - self.start
+        """Counted, not drawn: DataLoader asks for the length often."""
+        if self.pad:
+            own = -(-self.num_samples // self.num_replicas)
+        else:
+            own = len(range(self.rank, self.num_samples, self.num_replicas))
+        return max(own - self.start, 0)
 
 
 LOADERS = {'DataLoaderX': DataLoaderX, 'DataLoader': DataLoader}

@@ -45,7 +45,3 @@ def load_checkpoint(path, map_location='cpu'):
         raise CheckpointError(f'cannot load {path} safely (weights_only=True): '
                               f'{str(err).splitlines()[0]}') from err
 
-
-def unwrap(model):
-    """The bare module under DataParallel / DistributedDataParallel."""
-    return model.module if hasattr(model, 'module') else model
