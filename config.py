@@ -45,8 +45,12 @@ __C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_spli
 __C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'
 __C.DATASET.CLASS_NUM = 8
 __C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
-__C.DATASET.NUM_WORKERS = 2
-__C.DATASET.LOADER = 'DataLoaderX'
+__C.DATASET.NUM_WORKERS = 2         # loader processes (0 = load in the training process)
+__C.DATASET.LOADER = 'SuperLoader'  # 'SuperLoader' (whole batches built in worker processes into
+                                    # shared memory), 'DataLoaderX' (torch DataLoader with a
+                                    # prefetch thread) or 'DataLoader' (plain torch)
+__C.DATASET.PREFETCH = 2            # batches queued ahead per worker
+__C.DATASET.LOADER_TIMEOUT = 300    # seconds one batch may take before the loader raises
 __C.DATASET.SAMPLING = 'auto'       # 'segment' (TSN, TSM), 'dense' (3D models), 'auto' = the
                                     # model's own (MODEL_DEFAULTS below)
 __C.DATASET.MEAN = [0.485, 0.456, 0.406]
@@ -98,6 +102,10 @@ __C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
 __C.TRAIN.EVAL_FREQ = 1             # validate every N epochs
 __C.TRAIN.PRINT_FREQ = 10           # log every N iterations
 __C.TRAIN.RESUME = 'auto'           # 'auto' = last.pth if present, '' = fresh start, or a path
+__C.TRAIN.AMP = False               # autocast the forward pass to AMP_DTYPE (CPU and GPU)
+__C.TRAIN.AMP_DTYPE = 'bfloat16'    # 'bfloat16' or 'float16' (float16 adds loss scaling; GPU)
+__C.TRAIN.CHANNELS_LAST = False     # channels-last weights and inputs (faster convs on GPUs)
+__C.TRAIN.COMPILE = False           # torch.compile the model (slow first steps, then faster)
 
 # ---------------------------------------------------------------- validation / test
 __C.VAL = EasyDict()
@@ -254,6 +262,8 @@ def resolve_paths(cfg=__C):
     if cfg.DATASET.SAMPLING not in ('segment', 'dense'):
         raise ConfigError(f"DATASET.SAMPLING must be 'segment', 'dense' or 'auto', "
                           f"got {cfg.DATASET.SAMPLING!r}")
+    if cfg.TRAIN.AMP_DTYPE not in ('bfloat16', 'float16'):
+        raise ConfigError(f"TRAIN.AMP_DTYPE must be 'bfloat16' or 'float16', got {cfg.TRAIN.AMP_DTYPE!r}")
     if cfg.VAL.NUM_CROPS not in (1, 3, 10):
         raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10 (or 0 for the model's default), "
                           f"got {cfg.VAL.NUM_CROPS}")

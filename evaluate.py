@@ -14,8 +14,9 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, parse_config
-from datasets import build_dataset, build_loader, read_class_names
+from datasets import build_dataset, build_loader, build_normalizer, read_class_names
 from models import WeightsError, build_model
+from utils.acceleration import autocast, to_channels_last
 from utils.checkpoint import load_checkpoint
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
@@ -96,6 +97,8 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     checkpoint_path = (checkpoint_path or cfg.VAL.CHECKPOINT or
                        osp.join(out_dir, 'checkpoints', 'best.pth'))
     model, state = load_model(cfg, checkpoint_path, logger)
+    if cfg.TRAIN.CHANNELS_LAST:
+        to_channels_last(model)
     model = model.to(ctx.device) if ctx.distributed else place_model(model, cfg, ctx.device)
 
     dataset = build_dataset(cfg, 'test')
@@ -106,7 +109,8 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
                  else f'{views[0]} clips x {views[1]} crops')
     logger.info('evaluating %d videos of %s with %s%s', len(dataset), cfg.DATASET.VAL_META_PATH,
                 view_text, f' on {ctx.world_size} processes' if ctx.world_size > 1 else '')
-    collected = collect_scores_everywhere(model, loader, ctx.device, ctx, desc='evaluate')
+    collected = collect_scores_everywhere(model, loader, build_normalizer(cfg, ctx.device), ctx,
+                                          desc='evaluate', autocast=lambda: autocast(cfg, ctx.device))
     if collected is None:
         return None
     scores, labels, indices = collected

@@ -16,8 +16,9 @@ import torch.nn as nn
 from tensorboardX import SummaryWriter
 
 from config import build_parser, exp_dir, parse_config, save_config, to_plain
-from datasets import build_dataset, build_loader
+from datasets import build_dataset, build_loader, build_normalizer
 from models import WeightsError, build_model
+from utils.acceleration import autocast, grad_scaler, maybe_compile, to_channels_last
 from utils.checkpoint import load_checkpoint, save_atomic
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
@@ -57,12 +58,14 @@ def step_seed(seed, epoch, step, rank):
 
 
 def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
-                    start_step=0, totals=None, stop=None):
+                    start_step=0, totals=None, stop=None, scaler=None):
     """One pass over this process's shard of the training set, from `start_step` on (a resumed
     epoch). `totals` are the epoch's [loss sum, correct sum, clips] so far over all processes.
     Returns the epoch's mean loss and top1 over all processes and the steps this one took.
     Raises TrainingStopped at the first step boundary after a stop signal."""
     model.train()
+    normalize = build_normalizer(cfg, device)
+    scaler = scaler or grad_scaler(cfg, device)
     criterion = nn.CrossEntropyLoss()
     meters = {name: AverageMeter() for name in ('loss', 'top1', 'data_time', 'batch_time')}
     local = [0.0, 0.0, 0.0]        # loss sum, correct sum, clips: this process, this session
@@ -74,14 +77,17 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         maybe_inject_fault(ctx.rank, epoch, step, logger)
         meters['data_time'].update(time.time() - end)
         torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
-        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = model(clips)
-        loss = criterion(logits, labels)
+        clips, labels = normalize(clips), labels.to(device, non_blocking=True)
+        with autocast(cfg, device):
+            logits = model(clips)
+            loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if cfg.TRAIN.CLIP_GRAD > 0:
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.TRAIN.CLIP_GRAD)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
 
         batch = labels.shape[0]
         correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
@@ -125,7 +131,8 @@ def stop_agreed(stop, ctx):
 
 def validate(model, loader, device, cfg, ctx=DistContext()):
     """Metrics over the whole validation set on the main process (None on the others)."""
-    collected = collect_scores_everywhere(model, loader, device, ctx, desc='validate')
+    collected = collect_scores_everywhere(model, loader, build_normalizer(cfg, device), ctx,
+                                          desc='validate', autocast=lambda: autocast(cfg, device))
     if collected is None:
         return None
     scores, labels, _ = collected
@@ -235,9 +242,12 @@ def train_model(cfg, ctx):
     bare = build_model(cfg, logger).to(ctx.device)
     if ctx.distributed and cfg.MODEL.SYNC_BN:
         bare = sync_batch_norm(bare, ctx, logger)
+    if cfg.TRAIN.CHANNELS_LAST:
+        to_channels_last(bare)
     optimizer = build_optimizer(bare, cfg, cfg.TRAIN.BASE_LR * lr_scale)
     start = resume_state(cfg, bare, optimizer, checkpoint_dir, logger, ctx)
     model = wrap_model(bare, ctx) if ctx.distributed else place_model(bare, cfg, ctx.device)
+    model = maybe_compile(model, cfg, logger)
     best_top1, history = start['best_top1'], start['history']
     logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, ctx.device,
                 sum(p.numel() for p in bare.parameters()) / 1e6)

@@ -6,8 +6,9 @@ import torch
 
 from .decoding import DecodeError
 from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler
+from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
 from .records import MetafileError, VideoRecord, parse_metafile, read_class_names
-from .transforms import build_transform
+from .transforms import ClipNormalizer, build_normalizer, build_transform
 from .video_dataset import VideoDataset
 
 
@@ -25,7 +26,8 @@ def build_dataset(cfg, split):
                         sampling=cfg.DATASET.SAMPLING, num_segments=num_segments,
                         new_length=cfg.DATA.NEW_LENGTH, clip_len=cfg.DATA.CLIP_LEN,
                         frame_interval=cfg.DATA.FRAME_INTERVAL, num_clips=cfg.VAL.NUM_CLIPS,
-                        img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED)
+                        img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED,
+                        min_side=cfg.DATASET.SCALE_SIZE)
 
 
 def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):
@@ -45,12 +47,15 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
                                       num_replicas=num_replicas, rank=rank, pad=train)
     workers = cfg.DATASET.NUM_WORKERS
     drop_last = train and len(sampler) >= batch_size
-    return loader_cls(dataset, batch_size=batch_size, sampler=sampler,
-                      num_workers=workers, pin_memory=torch.cuda.is_available(),
-                      drop_last=drop_last,
-                      persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
+    common = dict(batch_size=batch_size, sampler=sampler, num_workers=workers,
+                  pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                  prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None)
+    if loader_cls is SuperLoader:
+        return SuperLoader(dataset, timeout=cfg.DATASET.LOADER_TIMEOUT, **common)
+    return loader_cls(dataset, timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
+                      persistent_workers=False, worker_init_fn=prepare_worker_process, **common)
 
 
-__all__ = ['build_dataset', 'build_loader', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
+__all__ = ['build_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
            'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
-           'DatasetConfigError']
+           'DatasetConfigError', 'SuperLoader', 'DataLoadingError']

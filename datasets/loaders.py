@@ -1,8 +1,11 @@
-"""Loaders: DataLoaderX (torch DataLoader with a background prefetch thread) and the
-epoch-seeded shuffling sampler they share, one shard per process under DDP."""
+"""Loaders: DataLoaderX (torch DataLoader with a background prefetch thread), SuperLoader
+(super_loader.py) and the epoch-seeded shuffling sampler they share, one shard per process
+under DDP."""
 import torch
 from prefetch_generator import BackgroundGenerator
 from torch.utils.data import DataLoader, Sampler
+
+from .super_loader import SuperLoader
 
 
 class DataLoaderX(DataLoader):
@@ -71,4 +74,4 @@ class EpochShuffleSampler(Sampler):
         return max(own - self.start, 0)
 
 
-LOADERS = {'DataLoaderX': DataLoaderX, 'DataLoader': DataLoader}
+LOADERS = {'SuperLoader': SuperLoader, 'DataLoaderX': DataLoaderX, 'DataLoader': DataLoader}

@@ -1,6 +1,6 @@
 """Metafile lines -> VideoRecord. Format: `<path> <num_frames> <label>`, split from the right."""
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv')
 
@@ -14,6 +14,7 @@ class VideoRecord:
     path: str          # relative to DATASET.VIDEO_SEQ_PATH: a frame folder or a video file
     num_frames: int
     label: int
+    where: str = field(default='', compare=False)    # 'metafile:line', for error messages
 
     @property
     def is_video(self):
@@ -35,7 +36,7 @@ def parse_line(line, source='<string>', line_no=0):
         raise MetafileError(f'{where}: num_frames must be positive, got {num_frames}')
     if label < 0:
         raise MetafileError(f'{where}: label must be >= 0, got {label}')
-    return VideoRecord(path.strip(), num_frames, label)
+    return VideoRecord(path.strip(), num_frames, label, where)
 
 
 def parse_metafile(path, num_classes=None):

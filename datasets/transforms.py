@@ -1,8 +1,11 @@
 """Group transforms: the same spatial operation on every frame of a clip.
 
-Clips stay uint8 numpy arrays [T, H, W, C] until the final `ToNormalizedTensor`; multi-view
-transforms (three/ten crop) return [V, T, h, w, C]. Random transforms take an explicit
-numpy Generator so a sample is reproducible from the seed.
+Clips stay uint8 numpy arrays [T, H, W, C] through the group transforms; multi-view
+transforms (three/ten crop) return [V, T, h, w, C]. `ToClipTensor` ends the dataset's part:
+a uint8 tensor [..., C, T, H, W], four times smaller than float to pass between processes and
+to copy to a GPU. `ClipNormalizer` makes the float input on the model's device, in the
+training and evaluation loops. Random transforms take an explicit numpy Generator so a sample
+is reproducible from the seed.
 """
 import cv2
 import numpy as np
@@ -10,11 +13,23 @@ import torch
 
 
 def _resize_frames(frames, width, height):
+    """Bilinear, as TSN and mmaction2 resize; area averaging only when shrinking at least 2x,
+    where bilinear would alias (it is several times slower at the usual 256 -> 224)."""
     if frames.shape[2] == width and frames.shape[1] == height:
         return frames
-    interpolation = cv2.INTER_AREA if width < frames.shape[2] else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(frame, (width, height), interpolation=interpolation)
-                     for frame in frames])
+    shrink = min(frames.shape[2] / width, frames.shape[1] / height)
+    interpolation = cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR
+    out = np.empty((len(frames), height, width, frames.shape[3]), dtype=frames.dtype)
+    for frame, target in zip(frames, out):
+        cv2.resize(frame, (width, height), dst=target, interpolation=interpolation)
+    return out
+
+
+def _flip_frames(frames, out):
+    """Mirror every frame left-right into `out` (which may be `frames` itself)."""
+    for frame, target in zip(frames, out):
+        cv2.flip(frame, 1, dst=target)
+    return out
 
 
 class Compose:
@@ -47,13 +62,18 @@ class GroupMultiScaleCrop:
 
     Crop sides are drawn from `scales` x short side (width and height at most `max_distort`
     scale steps apart); the crop sits at one of 5 fixed positions (13 with more_fix_crop).
+    `flip=True` then mirrors the clip with probability 0.5, the same draw as
+    GroupRandomHorizontalFlip after this transform, done in place on the resized frames
+    (one pass less over the clip).
     """
 
-    def __init__(self, size, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, more_fix_crop=True):
+    def __init__(self, size, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, more_fix_crop=True,
+                 flip=False):
         self.size = int(size)
         self.scales = list(scales)
         self.max_distort = max_distort
         self.more_fix_crop = more_fix_crop
+        self.flip = flip
 
     def _crop_box(self, height, width, rng):
         base = min(height, width)
@@ -77,7 +97,12 @@ class GroupMultiScaleCrop:
         height, width = frames.shape[1:3]
         x, y, crop_w, crop_h = self._crop_box(height, width, rng)
         cropped = frames[:, y:y + crop_h, x:x + crop_w]
-        return _resize_frames(cropped, self.size, self.size)
+        resized = _resize_frames(cropped, self.size, self.size)
+        if not (self.flip and rng.random() < 0.5):
+            return resized
+        if resized is cropped:                   # no resize happened: the frames are the input's
+            return _flip_frames(resized, np.empty_like(resized))
+        return _flip_frames(resized, resized)
 
 
 class GroupRandomHorizontalFlip:
@@ -90,7 +115,7 @@ class GroupRandomHorizontalFlip:
     def __call__(self, frames, rng=None):
         rng = rng if rng is not None else np.random.default_rng()
         if self.enabled and rng.random() < 0.5:
-            return np.ascontiguousarray(frames[:, :, ::-1])
+            return _flip_frames(frames, np.empty_like(frames))
         return frames
 
 
@@ -139,31 +164,58 @@ class GroupTenCrop:
         return np.stack(crops)
 
 
-class ToNormalizedTensor:
-    """uint8 [..., T, H, W, C] -> float tensor [..., C, T, H, W], (x / 255 - mean) / std."""
-
-    def __init__(self, mean, std):
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+class ToClipTensor:
+    """uint8 [..., T, H, W, C] array -> uint8 tensor [..., C, T, H, W] (a view: the copy
+    into the batch does the reordering)."""
 
     def __call__(self, frames, rng=None):
-        tensor = torch.from_numpy(np.ascontiguousarray(frames))
-        tensor = tensor.movedim(-1, -4).float().div_(255.0)
-        return tensor.sub_(self.mean).div_(self.std)
+        return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -4)
+
+
+class ClipNormalizer:
+    """uint8 clips [..., C, T, H, W] -> float32 on `device`, (x / 255 - mean) / std.
+
+    The uint8 batch crosses to the device first, so a GPU receives a quarter of the bytes and
+    does the arithmetic. `memory_format` (torch.channels_last_3d) lays the result out for
+    channels-last models.
+    """
+
+    def __init__(self, mean, std, device='cpu', memory_format=torch.contiguous_format):
+        self.device = torch.device(device)
+        std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+        mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        self.scale = (1.0 / (255.0 * std)).to(self.device)
+        self.shift = (mean / std).to(self.device)
+        self.memory_format = memory_format
+
+    def __call__(self, clips):
+        clips = clips.to(self.device, non_blocking=True)
+        if clips.dtype != torch.uint8:
+            raise TypeError(f'ClipNormalizer expects uint8 clips, got {clips.dtype}')
+        memory_format = self.memory_format if clips.dim() == 5 else torch.contiguous_format
+        out = torch.empty(clips.shape, dtype=torch.float32, device=self.device,
+                          memory_format=memory_format)
+        out.copy_(clips)
+        return out.mul_(self.scale).sub_(self.shift)
+
+
+def build_normalizer(cfg, device='cpu'):
+    memory_format = torch.channels_last_3d if cfg.TRAIN.CHANNELS_LAST else torch.contiguous_format
+    return ClipNormalizer(cfg.DATASET.MEAN, cfg.DATASET.STD, device, memory_format)
 
 
 def build_transform(cfg, mode):
     """Training: multi-scale crop + flip; validation: resize + centre crop;
-    test: resize + VAL.NUM_CROPS crops (1, 3 or 10)."""
+    test: resize + VAL.NUM_CROPS crops (1, 3 or 10). All end in uint8 clip tensors."""
     data = cfg.DATASET
-    normalize = ToNormalizedTensor(data.MEAN, data.STD)
+    to_tensor = ToClipTensor()
     if mode == 'train':
         return Compose([GroupResize(data.SCALE_SIZE),
-                        GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES),
-                        GroupRandomHorizontalFlip(data.FLIP), normalize])
+                        GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES, flip=data.FLIP),
+                        to_tensor])
     if mode == 'val':
-        return Compose([GroupResize(data.SCALE_SIZE), GroupCenterCrop(data.CROP_SIZE), normalize])
+        return Compose([GroupResize(data.SCALE_SIZE), GroupCenterCrop(data.CROP_SIZE), to_tensor])
     if mode == 'test':
         crops = {1: GroupCenterCrop, 3: GroupThreeCrop, 10: GroupTenCrop}[cfg.VAL.NUM_CROPS]
-        return Compose([GroupResize(data.SCALE_SIZE), crops(data.CROP_SIZE), normalize])
+        return Compose([GroupResize(data.SCALE_SIZE), crops(data.CROP_SIZE), to_tensor])
     raise ValueError(f"unknown transform mode {mode!r}: 'train', 'val' or 'test'")

@@ -1,4 +1,4 @@
-"""VideoDataset: metafile records -> (clip tensor, label, index)."""
+"""VideoDataset: metafile records -> (uint8 clip tensor, label, index)."""
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -13,13 +13,14 @@ class VideoDataset(Dataset):
     mode 'train': random sampling and augmentation, returns [C, T, H, W].
     mode 'val':   centre sampling and centre crop, returns [C, T, H, W].
     mode 'test':  every view (clips x crops), returns [V, C, T, H, W].
-    Random choices depend only on (seed, epoch, index), so any worker layout and any resumed
-    run produce the same samples.
+    Clips are uint8 (see ClipNormalizer). Random choices depend only on (seed, epoch, index),
+    so any worker layout and any resumed run produce the same samples. `min_side`: frames may
+    be decoded smaller than stored, down to this short side (the transforms' resize target).
     """
 
     def __init__(self, records, root, mode, transform, sampling='segment', num_segments=3,
                  new_length=1, clip_len=8, frame_interval=2, num_clips=1,
-                 img_format='img_{:05d}.jpg', seed=0):
+                 img_format='img_{:05d}.jpg', seed=0, min_side=0):
         if mode not in ('train', 'val', 'test'):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
         if sampling not in ('segment', 'dense'):
@@ -36,6 +37,7 @@ class VideoDataset(Dataset):
         self.num_clips = num_clips if mode == 'test' else 1
         self.img_format = img_format
         self.seed = seed
+        self.min_side = min_side
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -43,6 +45,11 @@ class VideoDataset(Dataset):
 
     def __len__(self):
         return len(self.records)
+
+    def describe(self, index):
+        """Where sample `index` comes from, for error messages."""
+        record = self.records[index]
+        return f'{record.path} ({record.where})' if record.where else record.path
 
     @property
     def labels(self):
@@ -64,7 +71,7 @@ class VideoDataset(Dataset):
         record = self.records[index]
         rng = np.random.default_rng((self.seed, self.epoch, index))
         indices = self.sample_indices(record.num_frames, rng)
-        frames = load_frames(self.root, record, indices, self.img_format)
+        frames = load_frames(self.root, record, indices, self.img_format, self.min_side)
         if self.mode != 'test':
             return self.transform(frames, rng), record.label, index
         views = []

@@ -131,6 +131,32 @@ def test_training_from_video_files(tiny_root, tmp_path):
         assert yaml.safe_load(handle)['DATASET']['TRAIN_META_PATH'].endswith('train_split1_video.txt')
 
 
+@pytest.mark.parametrize('loader,workers', [('DataLoaderX', 2), ('SuperLoader', 2)])
+def test_loaders_change_nothing_but_speed(tiny_root, tmp_path, straight_run, loader, workers):
+    """The same 3 epochs through worker processes give the same losses as loading in the
+    training process (the straight run: SuperLoader, 0 workers)."""
+    overrides = tiny_overrides(tiny_root, tmp_path, **{
+        'TRAIN.EPOCHS': 3, 'TRAIN.LR_STEPS': [2], 'DATASET.LOADER': loader,
+        'DATASET.NUM_WORKERS': workers})
+    assert run_main(train, overrides) == 0
+    ours, reference = load_policy(tmp_path), load_policy(straight_run[0])
+    assert [row['train_loss'] for row in ours] == pytest.approx(
+        [row['train_loss'] for row in reference], rel=1e-4)
+    assert [row['val_top1'] for row in ours] == pytest.approx([row['val_top1'] for row in reference])
+
+
+def test_amp_and_channels_last_train_and_evaluate(tiny_root, tmp_path):
+    overrides = tiny_overrides(tiny_root, tmp_path, **{
+        'TRAIN.EPOCHS': 1, 'TRAIN.AMP': True, 'TRAIN.CHANNELS_LAST': True,
+        'DATASET.NUM_WORKERS': 1})
+    assert run_main(train, overrides) == 0
+    history = load_policy(tmp_path)
+    assert np.isfinite(history[0]['train_loss']) and history[0]['val_top1'] is not None
+    assert run_main(evaluate, overrides) == 0
+    with open(osp.join(exp_folder(tmp_path), 'eval', 'report.json'), encoding='utf-8') as handle:
+        assert 0 <= json.load(handle)['top1'] <= 100
+
+
 def test_command_line_bad_metafile_exits_2(tiny_root, tmp_path):
     meta = tmp_path / 'train.txt'
     meta.write_text('move_left/train_move_left_000 12 0\nbroken line here x\n', encoding='utf-8')

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.transforms import (GroupCenterCrop, GroupMultiScaleCrop, GroupRandomHorizontalFlip,
-                                 GroupResize, GroupTenCrop, GroupThreeCrop, ToNormalizedTensor,
-                                 build_transform)
+from datasets.transforms import (ClipNormalizer, GroupCenterCrop, GroupMultiScaleCrop,
+                                 GroupRandomHorizontalFlip, GroupResize, GroupTenCrop,
+                                 GroupThreeCrop, ToClipTensor, build_normalizer, build_transform)
 
 
 @pytest.fixture
@@ -50,25 +50,49 @@ def test_center_three_ten_crop_shapes_and_positions(clip):
     assert np.array_equal(ten[5], ten[0][:, :, ::-1])
 
 
-def test_normalize_layout_and_values():
+def test_clip_tensor_layout_and_normalized_values():
     frames = np.zeros((2, 4, 4, 3), dtype=np.uint8)
     frames[..., 0] = 255
-    tensor = ToNormalizedTensor([0.5, 0.5, 0.5], [0.5, 0.25, 0.5])(frames)
-    assert tensor.shape == (3, 2, 4, 4) and tensor.dtype == torch.float32
-    assert torch.allclose(tensor[0], torch.ones(2, 4, 4))
-    assert torch.allclose(tensor[1], torch.full((2, 4, 4), -2.0))
-    views = ToNormalizedTensor([0, 0, 0], [1, 1, 1])(np.zeros((10, 2, 4, 4, 3), np.uint8))
+    frames[..., 1] = 51
+    clip = ToClipTensor()(frames)
+    assert clip.shape == (3, 2, 4, 4) and clip.dtype == torch.uint8
+    assert torch.equal(clip[0], torch.full((2, 4, 4), 255, dtype=torch.uint8))
+    batch = torch.stack([clip, clip])
+    normalized = ClipNormalizer([0.5, 0.5, 0.5], [0.5, 0.25, 0.5])(batch)
+    assert normalized.shape == (2, 3, 2, 4, 4) and normalized.dtype == torch.float32
+    assert torch.allclose(normalized[:, 0], torch.ones(2, 2, 4, 4))
+    assert torch.allclose(normalized[:, 1], torch.full((2, 2, 4, 4), (0.2 - 0.5) / 0.25))
+    assert torch.allclose(normalized[:, 2], torch.full((2, 2, 4, 4), -1.0))
+    views = ToClipTensor()(np.zeros((10, 2, 4, 4, 3), np.uint8))
     assert views.shape == (10, 3, 2, 4, 4)
+    channels_last = ClipNormalizer([0] * 3, [1] * 3, memory_format=torch.channels_last_3d)(batch)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(channels_last, ClipNormalizer([0] * 3, [1] * 3)(batch))
+    with pytest.raises(TypeError, match='expects uint8 clips'):
+        ClipNormalizer([0] * 3, [1] * 3)(batch.float())
 
 
 def test_built_pipelines(cfg, clip):
     cfg.DATASET.SCALE_SIZE, cfg.DATASET.CROP_SIZE = 64, 56
     rng = np.random.default_rng(0)
     train = build_transform(cfg, 'train')(clip, rng)
-    assert train.shape == (3, 4, 56, 56)
+    assert train.shape == (3, 4, 56, 56) and train.dtype == torch.uint8
+    normalized = build_normalizer(cfg)(train)
     mean = torch.tensor(cfg.DATASET.MEAN).view(3, 1, 1, 1)
     std = torch.tensor(cfg.DATASET.STD).view(3, 1, 1, 1)
-    assert train.min() >= (-mean / std).min() - 1e-5 and train.max() <= ((1 - mean) / std).max() + 1e-5
+    assert torch.allclose(normalized, (train.float() / 255 - mean) / std, atol=1e-5)
     assert build_transform(cfg, 'val')(clip).shape == (3, 4, 56, 56)
     cfg.VAL.NUM_CROPS = 10
     assert build_transform(cfg, 'test')(clip).shape == (10, 3, 4, 56, 56)
+
+
+def test_crop_with_flip_equals_crop_then_flip(clip):
+    for seed in range(12):
+        fused = GroupMultiScaleCrop(56, flip=True)(clip, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        separate = GroupRandomHorizontalFlip()(GroupMultiScaleCrop(56)(clip, rng), rng)
+        assert np.array_equal(fused, separate)
+    untouched = clip.copy()
+    for seed in range(12):      # crops that need no resize are flipped into a new array
+        GroupMultiScaleCrop(clip.shape[1], scales=[1.0], flip=True)(clip, np.random.default_rng(seed))
+    assert np.array_equal(clip, untouched)

@@ -1,17 +1,19 @@
 """What every entry point does with a user's mistake: a one-line message and exit code 2."""
 import sys
 
-from datasets import DatasetConfigError, DecodeError, MetafileError
+from datasets import DataLoadingError, DatasetConfigError, DecodeError, MetafileError
 from models import ModelConfigError, WeightsError
 
 from .checkpoint import CheckpointError
+from .memory import keep_freed_memory
 
 USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
-               CheckpointError, FileNotFoundError)
+               CheckpointError, DataLoadingError, FileNotFoundError)
 
 
 def run_entry_point(function, *args):
     """Run `function(*args)`; 0 on success, 2 with the message for bad input or config."""
+    keep_freed_memory()
     try:
         function(*args)
     except USER_ERRORS as err:

@@ -1,4 +1,6 @@
 """Running a model over a loader and collecting per-video scores (validation and testing)."""
+import contextlib
+
 import numpy as np
 import torch
 
@@ -7,21 +9,24 @@ from .progress import progress
 
 
 @torch.no_grad()
-def collect_scores(model, loader, device, desc='eval', show_progress=True):
+def collect_scores(model, loader, normalize, desc='eval', show_progress=True,
+                   autocast=contextlib.nullcontext):
     """Softmax scores averaged over each video's views.
 
-    Batches are [B, C, T, H, W] (one view) or [B, V, C, T, H, W] (multi-view testing).
+    Batches are uint8 [B, C, T, H, W] (one view) or [B, V, C, T, H, W] (multi-view testing);
+    `normalize` (a ClipNormalizer) turns them into the model's float input on its device.
     Returns (scores [N, K] float32, labels [N], dataset indices [N]) in dataset order.
     """
     model.eval()
     all_scores, all_labels, all_indices = [], [], []
     for clips, labels, indices in progress(loader, desc=desc, disable=not show_progress):
-        clips = clips.to(device, non_blocking=True)
         views = 1
         if clips.dim() == 6:
             views = clips.shape[1]
             clips = clips.flatten(0, 1)
-        probs = torch.softmax(model(clips).float(), dim=1)
+        with autocast():
+            logits = model(normalize(clips))
+        probs = torch.softmax(logits.float(), dim=1)
         all_scores.append(probs.view(-1, views, probs.shape[1]).mean(dim=1).cpu())
         all_labels.append(labels)
         all_indices.append(indices)
@@ -32,14 +37,14 @@ def collect_scores(model, loader, device, desc='eval', show_progress=True):
     return scores[order], labels[order], indices[order]
 
 
-def collect_scores_everywhere(model, loader, device, ctx, desc='eval'):
+def collect_scores_everywhere(model, loader, normalize, ctx, desc='eval', **options):
     """`collect_scores` over this process's shard of the loader, gathered on the main process.
 
     The shards (EpochShuffleSampler without padding) hold every video exactly once, which is
     checked here: a metric never counts a video twice or misses one. Returns (scores, labels,
     indices) in dataset order on the main process, None on the others.
     """
-    local = collect_scores(model, loader, device, desc, show_progress=ctx.is_main)
+    local = collect_scores(model, loader, normalize, desc, show_progress=ctx.is_main, **options)
     parts = gather_to_main(local, ctx)
     if parts is None:
         return None

