@@ -3,7 +3,8 @@ train.py honours: TRAIN.AMP (autocast: bf16 on CPU, bf16/fp16 on GPU), TRAIN.CHA
 and TRAIN.COMPILE.
 
     python -m benchmarks.model_bench [--models tsn,tsm,i3d,slowfast,mfnet3d] [--batch 1]
-                                     [--size 224] [--reps 3] [--no-compile] [--amp-dtype ...]
+                                     [--size 224] [--reps 3] [--no-compile] [--amp both|off|on]
+                                     [--amp-dtype bfloat16|float16]
 
 Each model runs at its default input (the zoo's frames and a 224 training crop) on the
 current device (the first GPU if there is one), through the same helpers train.py uses
@@ -95,6 +96,9 @@ def main(argv=None):
     parser.add_argument('--reps', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--no-compile', action='store_true')
+    parser.add_argument('--amp', choices=('both', 'off', 'on'), default='both',
+                        help="'off' skips autocast (bf16 is emulated, ~10x slower, on CPUs "
+                             'without AVX512-BF16/AMX)')
     parser.add_argument('--amp-dtype', default=None,
                         help="'bfloat16' or 'float16' (default: bfloat16)")
     args = parser.parse_args(argv)
@@ -110,10 +114,11 @@ def main(argv=None):
     print('| model | input | AMP | channels_last | compile | ms per clip | vs fp32 eager |')
     print('|---|---|---|---|---|---|---|')
     compile_options = (False,) if args.no_compile else (False, True)
+    amp_options = {'both': (False, True), 'off': (False,), 'on': (True,)}[args.amp]
     for key in args.models.split(','):
         baseline = None
         for compile_model, amp, channels_last in itertools.product(
-                compile_options, (False, True), (False, True)):
+                compile_options, amp_options, (False, True)):
             cfg, frames = make_cfg(key, amp, channels_last, compile_model, amp_dtype)
             try:
                 seconds = seconds_per_clip(cfg, frames, args, device)
