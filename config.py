@@ -2,6 +2,7 @@
 
 Edit the defaults below, or override them per run:
     python train.py --cfg my_exp.yaml TRAIN.EPOCHS 3 MODEL_NAME tsn
+    python train.py --cfg experiments/hmdb51_tsn_bninception_rgb.yaml --cfg data/hmdb51/dataset_split1.yaml
 Unknown keys and values of the wrong type stop the program (exit code 2) with a message that
 names the key and the closest known key.
 """
@@ -329,8 +330,9 @@ def reset():
 # ---------------------------------------------------------------- command line
 def build_parser(description):
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('--cfg', dest='cfg_file', default=None,
-                        help='YAML or Python file of config overrides')
+    parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
+                        help='YAML or Python file of config overrides; give it again to merge '
+                             'several in order (a preset, then a DataTool dataset_split1.yaml)')
     parser.add_argument('opts', nargs=argparse.REMAINDER,
                         help='KEY VALUE overrides with dotted keys, e.g. TRAIN.EPOCHS 3')
     return parser
@@ -346,8 +348,8 @@ def parse_config(argv=None, description='DLAC', parser=None, exp_type=None):
     try:
         if exp_type:
             __C.EXP_TYPE = exp_type
-        if args.cfg_file:
-            merge_dict(load_file(args.cfg_file))
+        for path in args.cfg_files:
+            merge_dict(load_file(path))
         merge_list(args.opts)
         resolve_paths(__C)
     except ConfigError as err:

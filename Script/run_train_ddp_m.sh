@@ -4,7 +4,7 @@
 #
 #   bash Script/run_train_ddp_m.sh -n NODES -g PROCS_PER_NODE -c CPU_THREADS
 #        [--master ADDR:PORT] [--node-rank R] [--max-restarts K] [--entry evaluate.py]
-#        [--cfg FILE] [KEY VALUE ...]
+#        [--cfg FILE ...] [KEY VALUE ...]
 #
 #   -n  nodes (default 1)          -g  processes per node: GPUs, or CPU processes (default 1)
 #   -c  CPU threads per process, also OMP_NUM_THREADS (default: cores / processes)

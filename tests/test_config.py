@@ -1,8 +1,10 @@
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import config
 from config import ConfigError, merge_dict, merge_list
@@ -70,6 +72,29 @@ def test_yaml_and_python_files(cfg, tmp_path):
     bad.write_text('TRAIN:\n  EPOCHZ: 7\n')
     with pytest.raises(ConfigError, match="'TRAIN.EPOCHZ'.*'TRAIN.EPOCHS'"):
         merge_dict(config.load_file(str(bad)))
+
+
+def test_repeated_cfg_files_merge_in_order(cfg, tmp_path):
+    preset = tmp_path / 'preset.yaml'
+    preset.write_text('DATASET:\n  CLASS_NUM: 51\n  FLIP: true\nTRAIN:\n  EPOCHS: 60\n')
+    dataset = tmp_path / 'dataset_split1.yaml'
+    dataset.write_text('DATASET:\n  CLASS_NUM: 3\n')
+    config.parse_config(['--cfg', str(preset), '--cfg', str(dataset), 'TRAIN.EPOCHS', '2'])
+    assert (cfg.DATASET.CLASS_NUM, cfg.DATASET.FLIP, cfg.TRAIN.EPOCHS) == (3, True, 2)
+
+
+@pytest.mark.parametrize('preset', sorted(
+    name for name in os.listdir(osp.join(ROOT, 'experiments')) if name.endswith('.yaml')))
+def test_presets_are_valid_configs_for_their_models(cfg, preset):
+    from models import build_model
+    merge_dict(config.load_file(osp.join(ROOT, 'experiments', preset)))
+    config.resolve_paths(cfg)
+    assert cfg.DATASET.VIDEO_SEQ_PATH == f'data/{cfg.DATASET.NAME}/frames'
+    assert cfg.DATASET.FLIP == (cfg.DATASET.NAME != 'sthv2')
+    cfg.DATASET.CLASS_NUM = 5
+    model = build_model(cfg)            # a BACKBONE that does not fit MODEL_NAME raises here
+    classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert classifier.out_features == 5
 
 
 def test_saved_config_round_trips(cfg, tmp_path):

@@ -5,35 +5,70 @@ import os.path as osp
 import av
 import cv2
 
+DONE_MARKER = '.done'
 
-def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95, short_side=0):
-    """Decode every frame of `video_path` into `out_dir`; returns the number of frames.
 
-    `short_side` > 0 resizes so the shorter side has that many pixels (256 is usual).
-    Frames are written to a temporary name first so a half-written folder is never mistaken
-    for a finished one (the count file `.done` marks completion).
+def resize_short_side(image, short_side):
+    """Scale so the shorter side is `short_side` pixels (0 = keep), both sides even (H.264)."""
+    height, width = image.shape[:2]
+    if short_side:
+        ratio = short_side / min(height, width)
+        size = (max(2, round(width * ratio / 2) * 2), max(2, round(height * ratio / 2) * 2))
+        if size != (width, height):
+            shrink = size[0] < width
+            return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return image
+    return image[:height - height % 2, :width - width % 2]
+
+
+def decode_frames(video_path, start=None, end=None, fmt='rgb24'):
+    """Yield the frames of `video_path` as uint8 arrays, optionally only those shown in
+    [start, end) seconds (a seek jumps to the start, then frames are kept by timestamp)."""
+    with av.open(video_path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        if start:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            if frame.time is not None:
+                if start is not None and frame.time < start:
+                    continue
+                if end is not None and frame.time >= end:
+                    break
+            yield frame.to_ndarray(format=fmt)
+
+
+def video_fps(video_path):
+    """The stream's average frame rate (25 when the container does not say)."""
+    with av.open(video_path) as container:
+        rate = container.streams.video[0].average_rate
+    return float(rate) if rate else 25.0
+
+
+def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95, short_side=0,
+                   start=None, end=None):
+    """Decode the frames of `video_path` into `out_dir`; returns the number of frames.
+
+    short_side > 0 resizes so the shorter side has that many pixels (256 is usual); start/end
+    (seconds) keep only that part of the video. The marker file `.done`, holding the count, is
+    written last, so a half-written folder is never mistaken for a finished one.
     """
     os.makedirs(out_dir, exist_ok=True)
     count = 0
-    with av.open(video_path) as container:
-        for count, frame in enumerate(container.decode(video=0), start=1):
-            image = frame.to_ndarray(format='bgr24')
-            if short_side:
-                height, width = image.shape[:2]
-                ratio = short_side / min(height, width)
-                image = cv2.resize(image, (round(width * ratio), round(height * ratio)),
-                                   interpolation=cv2.INTER_AREA)
-            target = osp.join(out_dir, img_format.format(count))
-            if not cv2.imwrite(target, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise OSError(f'cannot write frame {target}')
-    with open(osp.join(out_dir, '.done'), 'w', encoding='utf-8') as handle:
+    for count, image in enumerate(decode_frames(video_path, start, end, fmt='bgr24'), start=1):
+        if short_side:
+            image = resize_short_side(image, short_side)
+        target = osp.join(out_dir, img_format.format(count))
+        if not cv2.imwrite(target, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise OSError(f'cannot write frame {target}')
+    with open(osp.join(out_dir, DONE_MARKER), 'w', encoding='utf-8') as handle:
         handle.write(str(count))
     return count
 
 
 def finished_frame_count(out_dir):
     """Frame count of a folder extract_frames completed, else None (resumable extraction)."""
-    marker = osp.join(out_dir, '.done')
+    marker = osp.join(out_dir, DONE_MARKER)
     if not osp.isfile(marker):
         return None
     with open(marker, encoding='utf-8') as handle:

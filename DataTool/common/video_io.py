@@ -1,6 +1,8 @@
 """Encoding frames into real video files with PyAV (FFmpeg)."""
+import itertools
 import os
 import os.path as osp
+from fractions import Fraction
 
 import av
 
@@ -14,22 +16,29 @@ CODECS = {
 
 
 def write_video(path, frames, fps=16, gop=None):
-    """Write RGB uint8 frames [T, H, W, 3] (even H and W) to `path`; the codec follows the
-    extension (.mp4/.mkv H.264, .avi MJPEG, .webm VP8). `gop`: at most this many frames
-    between keyframes (the encoder's default otherwise; MJPEG frames are all keyframes)."""
+    """Write RGB uint8 frames (an array [T, H, W, 3] or any iterable of [H, W, 3], even H and
+    W) to `path`; returns the number written. The codec follows the extension (.mp4/.mkv
+    H.264, .avi MJPEG, .webm VP8). `gop`: at most this many frames between keyframes (the
+    encoder's default otherwise; MJPEG frames are all keyframes)."""
     extension = osp.splitext(path)[1].lower()
     if extension not in CODECS:
         raise ValueError(f'{path}: unsupported container; use one of {sorted(CODECS)}')
     codec, pix_fmt, options = CODECS[extension]
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f'{path}: no frames to write')
+    height, width = first.shape[:2]
+    count = 0
     with av.open(path, 'w') as container:
-        stream = container.add_stream(codec, rate=fps, options=dict(options))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=dict(options))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if gop:
             stream.codec_context.gop_size = int(gop)
-        for frame in frames:
+        for count, frame in enumerate(itertools.chain([first], frames), start=1):
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return count

@@ -1,0 +1,1 @@
+"""DataTool for Custom."""

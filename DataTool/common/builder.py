@@ -1,0 +1,327 @@
+"""From a dataset's samples to ready metafiles: the part every dataset tool shares.
+
+A tool reads its official annotations into `Sample`s (one list per split and subset) and
+calls `build`. In frames mode every sample's frames are extracted to `out/frames/<name>/`; in
+video mode the metafile points at the video files (or at clips cut from them, for samples
+that are time segments). The work runs in parallel with a progress bar, a rerun skips what is
+finished, and samples that are missing, unreadable or empty are left out of the metafiles and
+listed in `out/skipped.txt`, with a summary printed at the end.
+
+Written under `out`:
+    meta/train_split{N}.txt, meta/val_split{N}.txt    `<path> <num_frames> <label>`
+    meta/classInd.txt                                  `<index> <class name>`, 0-based
+    dataset_split{N}.yaml                              the config keys that point train.py here
+    skipped.txt                                        `<reason>\t<sample>\t<video>\t<detail>`
+    frames/<name>/img_00001.jpg ...                    frames mode
+    clips/<name>.mp4                                   video mode, time segments only
+"""
+import argparse
+import multiprocessing
+import os
+import os.path as osp
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+from DataTool.common.archives import ArchiveError
+from DataTool.common.frames import (decode_frames, extract_frames, finished_frame_count,
+                                    resize_short_side, video_fps)
+from DataTool.common.metafile import write_class_index, write_metafile
+from DataTool.common.video_io import write_video
+from utils.progress import progress
+
+SUBSETS = ('train', 'val')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv')
+COUNT_CACHE = '.video_frame_counts.tsv'
+
+
+class AnnotationError(ValueError):
+    """An official annotation file that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str                     # output name: frames/<name>/ and clips/<name>.mp4
+    label: int
+    video: Optional[str]          # the source video file; None when it could not be found
+    origin: str = field(default='', compare=False)   # 'annotation file:line', for the report
+    start: Optional[float] = None  # seconds: only this part of the video (ActivityNet)
+    end: Optional[float] = None
+
+    @property
+    def is_segment(self):
+        return self.start is not None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    path: str = ''                # metafile path (relative to the dataset's VIDEO_SEQ_PATH)
+    num_frames: int = 0
+    skip_reason: str = ''         # 'missing', 'unreadable' or 'empty'
+    detail: str = ''
+
+
+# ---------------------------------------------------------------- one sample
+def _prepare_frames(sample, out, short_side):
+    frame_dir = osp.join(out, 'frames', sample.name)
+    count = finished_frame_count(frame_dir)
+    if count is None:
+        count = extract_frames(sample.video, frame_dir, short_side=short_side,
+                               start=sample.start, end=sample.end)
+    if count == 0:
+        shutil.rmtree(frame_dir, ignore_errors=True)
+    return sample.name, count
+
+
+def _cut_clip(sample, out, short_side):
+    """Re-encode a time segment as its own H.264 clip (written to a temporary name first)."""
+    clip = osp.join(out, 'clips', sample.name + '.mp4')
+    if not osp.isfile(clip):
+        partial = clip + '.part.mp4'
+        frames = (resize_short_side(image, short_side)
+                  for image in decode_frames(sample.video, sample.start, sample.end))
+        try:
+            write_video(partial, frames, fps=video_fps(sample.video))
+        except ValueError:          # no frame in the segment
+            return osp.relpath(clip, osp.join(out, 'clips')), 0
+        os.replace(partial, clip)
+    return osp.relpath(clip, osp.join(out, 'clips')), clip
+
+
+def prepare_sample(sample, mode, out, short_side, video_root):
+    """Extract or count one sample; an Outcome either way (exceptions become skips)."""
+    if not sample.video or not osp.isfile(sample.video):
+        return Outcome(sample.name, skip_reason='missing', detail=sample.origin)
+    if osp.getsize(sample.video) == 0:
+        return Outcome(sample.name, skip_reason='empty', detail='0-byte file')
+    if sample.is_segment and sample.end <= sample.start:
+        return Outcome(sample.name, skip_reason='empty',
+                       detail=f'{sample.origin}: nothing left within the video duration')
+    from datasets.video_reader import count_video_frames   # noqa: import in the worker
+    try:
+        if mode == 'frames':
+            path, count = _prepare_frames(sample, out, short_side)
+        elif sample.is_segment:
+            path, clip = _cut_clip(sample, out, short_side)
+            count = clip and count_video_frames(clip)
+        else:
+            path, count = osp.relpath(sample.video, video_root), count_video_frames(sample.video)
+    except Exception as err:  # noqa: BLE001 - any decoder failure means an unreadable file
+        message = ' '.join(str(err).split()) or type(err).__name__
+        return Outcome(sample.name, skip_reason='unreadable', detail=f'{type(err).__name__}: {message}')
+    if not count:
+        return Outcome(sample.name, skip_reason='empty', detail='no decodable frame')
+    return Outcome(sample.name, path, int(count))
+
+
+def _prepare_job(job):
+    return prepare_sample(*job)
+
+
+def _init_worker():
+    import cv2
+    cv2.setNumThreads(1)
+
+
+# ---------------------------------------------------------------- video-mode frame counts
+def _file_key(path):
+    stat = os.stat(path)
+    return f'{osp.abspath(path)}\t{stat.st_size}\t{int(stat.st_mtime)}'
+
+
+def _read_count_cache(out):
+    cache = {}
+    path = osp.join(out, COUNT_CACHE)
+    if osp.isfile(path):
+        with open(path, encoding='utf-8') as handle:
+            for line in handle:
+                key, _, count = line.rstrip('\n').rpartition('\t')
+                if key and count.isdigit():
+                    cache[key] = int(count)
+    return cache
+
+
+# ---------------------------------------------------------------- the whole dataset
+def run_samples(samples, mode, out, short_side, video_root, workers, desc):
+    """Outcome per sample name, in parallel; finished work is reused."""
+    cache = _read_count_cache(out) if mode == 'video' else {}
+    outcomes, jobs = {}, []
+    for sample in samples:
+        unsegmented_video = (mode == 'video' and not sample.is_segment and sample.video
+                             and osp.isfile(sample.video))
+        if unsegmented_video and _file_key(sample.video) in cache:
+            outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root),
+                                            cache[_file_key(sample.video)])
+        else:
+            jobs.append((sample, mode, out, short_side, video_root))
+    by_name = {sample.name: sample for sample in samples}
+    with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
+        def record(outcome):
+            outcomes[outcome.name] = outcome
+            sample = by_name[outcome.name]
+            if mode == 'video' and not outcome.skip_reason and not sample.is_segment:
+                cache_file.write(f'{_file_key(sample.video)}\t{outcome.num_frames}\n')
+                cache_file.flush()
+
+        if workers <= 1 or len(jobs) <= 1:
+            for job in progress(jobs, desc=desc):
+                record(_prepare_job(job))
+        else:
+            context = multiprocessing.get_context('spawn')
+            with context.Pool(workers, initializer=_init_worker) as pool:
+                for outcome in progress(pool.imap_unordered(_prepare_job, jobs, chunksize=4),
+                                        desc=desc, total=len(jobs)):
+                    record(outcome)
+    return outcomes
+
+
+def _unique_samples(splits):
+    seen = {}
+    for subsets in splits.values():
+        for subset in SUBSETS:
+            for sample in subsets[subset]:
+                earlier = seen.setdefault(sample.name, sample)
+                if earlier != sample:
+                    raise AnnotationError(f'two different samples are both named {sample.name!r}: '
+                                          f'{earlier.origin} and {sample.origin}')
+    return list(seen.values())
+
+
+def write_skip_report(path, samples, outcomes):
+    skipped = [(outcomes[s.name], s) for s in samples if outcomes[s.name].skip_reason]
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('# reason\tsample\tvideo\tdetail\n')
+        for outcome, sample in sorted(skipped, key=lambda pair: (pair[0].skip_reason, pair[1].name)):
+            handle.write(f'{outcome.skip_reason}\t{sample.name}\t{sample.video or "-"}\t'
+                         f'{outcome.detail}\n')
+    return Counter(outcome.skip_reason for outcome, _ in skipped)
+
+
+def write_dataset_config(path, name, out, mode, split, num_classes, video_root):
+    """The config overrides that point train.py and evaluate.py at this output."""
+    settings = {'DATASET': {
+        'NAME': name,
+        'INPUT_TYPE': mode,
+        'VIDEO_SEQ_PATH': osp.abspath(osp.join(out, 'frames') if mode == 'frames' else video_root),
+        'TRAIN_META_PATH': osp.abspath(osp.join(out, 'meta', f'train_split{split}.txt')),
+        'VAL_META_PATH': osp.abspath(osp.join(out, 'meta', f'val_split{split}.txt')),
+        'CLASS_NUM': num_classes,
+    }}
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write(f'# Written by the {name} DataTool: use with --cfg next to a preset.\n')
+        yaml.safe_dump(settings, handle, sort_keys=False)
+
+
+def build(name, out, splits, class_names, mode='frames', workers=1, short_side=256,
+          video_root=None):
+    """Prepare every sample and write the metafiles; returns {split: {subset: count}}.
+
+    splits: {N: {'train': [Sample], 'val': [Sample]}}. video_root: the folder the video-mode
+    metafile paths are relative to (the dataset's video folder); segments go to out/clips.
+    """
+    if mode not in ('frames', 'video'):
+        raise ValueError(f"mode must be 'frames' or 'video', got {mode!r}")
+    os.makedirs(out, exist_ok=True)
+    samples = _unique_samples(splits)
+    if mode == 'video' and any(sample.is_segment for sample in samples):
+        video_root = osp.join(out, 'clips')
+    outcomes = run_samples(samples, mode, out, short_side, video_root, workers,
+                           desc=f'{name}: {"extracting frames" if mode == "frames" else "reading videos"}')
+    skipped = write_skip_report(osp.join(out, 'skipped.txt'), samples, outcomes)
+    meta = osp.join(out, 'meta')
+    write_class_index(osp.join(meta, 'classInd.txt'), class_names)
+    counts = {}
+    for split, subsets in sorted(splits.items()):
+        counts[split] = {}
+        for subset in SUBSETS:
+            rows = [(outcomes[s.name].path, outcomes[s.name].num_frames, s.label)
+                    for s in subsets[subset] if not outcomes[s.name].skip_reason]
+            if not rows:
+                raise AnnotationError(f'{name} split {split}: no usable {subset} sample '
+                                      f'({len(subsets[subset])} listed); see {out}/skipped.txt')
+            write_metafile(osp.join(meta, f'{subset}_split{split}.txt'), rows)
+            counts[split][subset] = len(rows)
+        write_dataset_config(osp.join(out, f'dataset_split{split}.yaml'), name, out, mode, split,
+                             len(class_names), video_root)
+    _print_summary(name, out, counts, skipped)
+    return counts
+
+
+def _print_summary(name, out, counts, skipped):
+    for split, subsets in counts.items():
+        print(f'{name} split {split}: ' + ', '.join(f'{n} {s}' for s, n in subsets.items()))
+    if skipped:
+        print(f'skipped {sum(skipped.values())} samples (' +
+              ', '.join(f'{n} {reason}' for reason, n in sorted(skipped.items())) +
+              f'); listed in {osp.join(out, "skipped.txt")}')
+    else:
+        print('skipped no sample')
+    for split in counts:
+        print(f'train with: bash Script/run_train_dp_m.sh --cfg experiments/<preset>.yaml '
+              f'--cfg {osp.join(out, f"dataset_split{split}.yaml")}')
+
+
+# ---------------------------------------------------------------- command line
+def argument_parser(description, splits=(1,)):
+    """The options every dataset tool shares."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--root', required=True, help='folder holding the downloaded files')
+    parser.add_argument('--out', required=True, help='where frames, metafiles and reports go')
+    parser.add_argument('--mode', choices=('frames', 'video'), default='frames',
+                        help='extract JPEG frames, or point the metafiles at the videos')
+    if len(splits) > 1:
+        parser.add_argument('--split', type=int, nargs='+', default=[1], choices=splits,
+                            help='official split(s) to write')
+    parser.add_argument('--workers', type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help='parallel extraction processes')
+    parser.add_argument('--short-side', type=int, default=256,
+                        help='resize frames (and cut clips) to this short side; 0 keeps the size')
+    return parser
+
+
+def run_tool(main, argv=None):
+    """Run a tool's main(argv): exit 2 with the message for a bad download or annotation."""
+    try:
+        main(argv)
+    except (AnnotationError, ArchiveError, FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
+
+
+def find_folder(bases, accept):
+    """The first folder under any of `bases` (themselves included, top-down) for which
+    accept(folder, file and folder names in it) is true, else None."""
+    for base in bases:
+        if osp.isdir(base):
+            for folder, dirs, files in os.walk(base):
+                dirs.sort()
+                if accept(folder, dirs + files):
+                    return folder
+    return None
+
+
+def find_video(index, *stems):
+    """The first of `stems` that names a video in `index` ({lowercase stem: path}), else None."""
+    for stem in stems:
+        found = index.get(stem.lower())
+        if found:
+            return found
+    return None
+
+
+def index_videos(root):
+    """{lowercase file stem: path} of every video under `root` (one walk, for datasets whose
+    videos may sit in per-class folders or flat)."""
+    index = {}
+    for folder, _, names in os.walk(root):
+        for file_name in names:
+            stem, extension = osp.splitext(file_name)
+            if extension.lower() in VIDEO_EXTENSIONS and not file_name.endswith('.part.mp4'):
+                index.setdefault(stem.lower(), osp.join(folder, file_name))
+    return index
