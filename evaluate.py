@@ -14,10 +14,8 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, parse_config
-from datasets import build_dataset, build_loader, build_normalizer, read_class_names
-from models import WeightsError, build_model
+from datasets import build_dataset, build_loader, build_normalizer
 from utils.acceleration import autocast, to_channels_last
-from utils.checkpoint import load_checkpoint
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
 from utils.distributed import cleanup, init_distributed
@@ -25,35 +23,7 @@ from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import per_class_accuracy, summarize
 from utils.plots import save_confusion_png
-
-
-
-def class_names_for(cfg):
-    """Names from classInd.txt beside the validation metafile, else class_<i>."""
-    path = osp.join(osp.dirname(cfg.DATASET.VAL_META_PATH), 'classInd.txt')
-    if osp.isfile(path):
-        names = read_class_names(path)
-        if len(names) == cfg.DATASET.CLASS_NUM:
-            return names
-    return [f'class_{index}' for index in range(cfg.DATASET.CLASS_NUM)]
-
-
-def load_model(cfg, checkpoint_path, logger):
-    model = build_model(cfg)
-    state = load_checkpoint(checkpoint_path)
-    weights = state['model'] if 'model' in state else state
-    head = weights.get('head.fc.weight')
-    if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
-        raise WeightsError(f'{checkpoint_path} was trained for {head.shape[0]} classes but '
-                           f'DATASET.CLASS_NUM is {cfg.DATASET.CLASS_NUM}')
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise WeightsError(f'{checkpoint_path} does not fit {cfg.MODEL_NAME}/{cfg.BACKBONE}: '
-                           f'{str(err).splitlines()[0]}') from err
-    logger.info('loaded %s (epoch %s, val top1 %s)', checkpoint_path, state.get('epoch', '?'),
-                state.get('top1', '?'))
-    return model, state
+from utils.trained_model import class_names_for, default_checkpoint, load_model
 
 
 def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, extra):
@@ -94,8 +64,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     eval_dir = osp.join(out_dir, 'eval')
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     set_cpu_threads(cfg.NUM_THREADS)
-    checkpoint_path = (checkpoint_path or cfg.VAL.CHECKPOINT or
-                       osp.join(out_dir, 'checkpoints', 'best.pth'))
+    checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
     model, state = load_model(cfg, checkpoint_path, logger)
     if cfg.TRAIN.CHANNELS_LAST:
         to_channels_last(model)

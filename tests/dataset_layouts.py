@@ -106,7 +106,7 @@ def ucf101(root):
             handle.writelines(train)
         with open(osp.join(list_dir, f'testlist0{split}.txt'), 'w') as handle:
             handle.writelines(test)
-    return {'train': 6, 'val': 6, 'frames': {f'HandstandPushups/v_HandStandPushups_g03_c01': 13}}
+    return {'train': 6, 'val': 6, 'frames': {'HandstandPushups/v_HandStandPushups_g03_c01': 13}}
 
 
 # ---------------------------------------------------------------- Kinetics

@@ -43,8 +43,19 @@ class IndexDataset(torch.utils.data.Dataset):
         return torch.full((2, 3), index + 1000 * self.epoch, dtype=torch.int16), index, index
 
 
+def _is_resource_tracker(pid):
+    """multiprocessing's resource tracker, started once per interpreter by any 'spawn' pool
+    (the DataTool tests use one) and alive until exit: not a loader worker."""
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as handle:
+            return b'resource_tracker' in handle.read()
+    except OSError:
+        return False
+
+
 def child_pids():
-    """Live children of this process (zombies excluded), from /proc."""
+    """Live children of this process (zombies and multiprocessing's resource tracker
+    excluded), from /proc."""
     pids = []
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
@@ -54,7 +65,7 @@ def child_pids():
                 fields = handle.read().rsplit(')', 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and fields[0] != 'Z':
+        if int(fields[1]) == os.getpid() and fields[0] != 'Z' and not _is_resource_tracker(entry):
             pids.append(int(entry))
     return pids
 

@@ -28,10 +28,10 @@ from typing import Optional
 import yaml
 
 from DataTool.common.archives import ArchiveError
-from DataTool.common.frames import (decode_frames, extract_frames, finished_frame_count,
-                                    resize_short_side, video_fps)
+from DataTool.common.frames import extract_frames, finished_frame_count, resize_short_side
 from DataTool.common.metafile import write_class_index, write_metafile
 from DataTool.common.video_io import write_video
+from datasets.video_reader import count_video_frames, decode_frames, video_properties
 from utils.progress import progress
 
 SUBSETS = ('train', 'val')
@@ -86,7 +86,7 @@ def _cut_clip(sample, out, short_side):
         frames = (resize_short_side(image, short_side)
                   for image in decode_frames(sample.video, sample.start, sample.end))
         try:
-            write_video(partial, frames, fps=video_fps(sample.video))
+            write_video(partial, frames, fps=video_properties(sample.video)[0])
         except ValueError:          # no frame in the segment
             return osp.relpath(clip, osp.join(out, 'clips')), 0
         os.replace(partial, clip)
@@ -102,7 +102,6 @@ def prepare_sample(sample, mode, out, short_side, video_root):
     if sample.is_segment and sample.end <= sample.start:
         return Outcome(sample.name, skip_reason='empty',
                        detail=f'{sample.origin}: nothing left within the video duration')
-    from datasets.video_reader import count_video_frames   # noqa: import in the worker
     try:
         if mode == 'frames':
             path, count = _prepare_frames(sample, out, short_side)

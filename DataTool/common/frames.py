@@ -2,8 +2,9 @@
 import os
 import os.path as osp
 
-import av
 import cv2
+
+from datasets.video_reader import decode_frames
 
 DONE_MARKER = '.done'
 
@@ -19,30 +20,6 @@ def resize_short_side(image, short_side):
             return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return image
     return image[:height - height % 2, :width - width % 2]
-
-
-def decode_frames(video_path, start=None, end=None, fmt='rgb24'):
-    """Yield the frames of `video_path` as uint8 arrays, optionally only those shown in
-    [start, end) seconds (a seek jumps to the start, then frames are kept by timestamp)."""
-    with av.open(video_path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = 'AUTO'
-        if start:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
-        for frame in container.decode(stream):
-            if frame.time is not None:
-                if start is not None and frame.time < start:
-                    continue
-                if end is not None and frame.time >= end:
-                    break
-            yield frame.to_ndarray(format=fmt)
-
-
-def video_fps(video_path):
-    """The stream's average frame rate (25 when the container does not say)."""
-    with av.open(video_path) as container:
-        rate = container.streams.video[0].average_rate
-    return float(rate) if rate else 25.0
 
 
 def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95, short_side=0,

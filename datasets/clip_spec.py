@@ -1,0 +1,77 @@
+"""What one model input is: which frames of a stretch of video, at what size, normalised how.
+
+Evaluation gets this from the config; an exported model carries it in meta.json, so the demo
+prepares a window of any video exactly as evaluation prepares a test view (centre crop,
+segment centres or a dense clip), with or without the config and torch.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .sampling import dense_indices, segment_indices
+from .transforms import GroupCenterCrop, GroupResize
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    sampling: str          # 'segment' (TSN, TSM) or 'dense' (3D models)
+    frames: int            # T of the model input [N, 3, T, H, W]
+    frame_interval: int    # dense: stride between frames
+    new_length: int        # segment: consecutive frames per segment
+    scale_size: int        # short side before the centre crop
+    crop_size: int
+    mean: tuple
+    std: tuple
+
+    @classmethod
+    def from_config(cls, cfg):
+        """One test view: VAL.NUM_SEGMENTS segments, or one DATA.CLIP_LEN clip."""
+        if cfg.DATASET.SAMPLING == 'segment':
+            frames = cfg.VAL.NUM_SEGMENTS * cfg.DATA.NEW_LENGTH
+        else:
+            frames = cfg.DATA.CLIP_LEN
+        return cls(cfg.DATASET.SAMPLING, int(frames), int(cfg.DATA.FRAME_INTERVAL),
+                   int(cfg.DATA.NEW_LENGTH), int(cfg.DATASET.SCALE_SIZE),
+                   int(cfg.DATASET.CROP_SIZE), tuple(cfg.DATASET.MEAN), tuple(cfg.DATASET.STD))
+
+    @classmethod
+    def from_dict(cls, values):
+        values = dict(values)
+        values['mean'], values['std'] = tuple(values['mean']), tuple(values['std'])
+        return cls(**values)
+
+    def to_dict(self):
+        values = asdict(self)
+        values['mean'], values['std'] = list(self.mean), list(self.std)
+        return values
+
+    @property
+    def input_shape(self):
+        return [3, self.frames, self.crop_size, self.crop_size]
+
+    @property
+    def default_window(self):
+        """Frames a window spans by default: a dense clip's span; for segments, 2 frames per
+        segment (or at least 16)."""
+        if self.sampling == 'dense':
+            return self.frames * self.frame_interval
+        return max(16, 2 * self.frames)
+
+    def window_indices(self, start, length):
+        """Frame indices of the view taken from frames [start, start + length)."""
+        if self.sampling == 'segment':
+            segments = self.frames // self.new_length
+            local = segment_indices(length, segments, self.new_length, train=False)
+        else:
+            local = dense_indices(length, self.frames, self.frame_interval, 1, train=False)
+        return start + local
+
+    def resize(self, frames):
+        """uint8 RGB [T, H, W, 3] -> short side scale_size (what the demo keeps in memory)."""
+        return GroupResize(self.scale_size)(frames)
+
+    def to_input(self, frames):
+        """Resized uint8 RGB frames [T, H, W, 3] -> float32 model input [3, T, crop, crop]."""
+        crop = GroupCenterCrop(self.crop_size)(frames).astype(np.float32)
+        crop = (crop / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(crop.transpose(3, 0, 1, 2), dtype=np.float32)

@@ -1,0 +1,193 @@
+"""Run a trained DLAC model over any video and write an annotated copy:
+    python demo.py --video PATH [--checkpoint PATH | --onnx export/model.onnx]
+                   [--window FRAMES] [--stride FRAMES] [--topk 3] [--cfg FILE ...] [KEY VALUE ...]
+
+The model sees sliding windows of the video, each prepared like one test view in evaluation.
+Every frame of demo/output.avi (same size, frame count and frame rate as the input, MJPEG)
+shows the top classes of the window centred nearest to it, with scores and confidence bars;
+demo/predictions.json lists every window's start/end time and top classes. With --onnx, the
+exported model runs in onnxruntime and its meta.json says how to prepare the input.
+"""
+import json
+import os
+import os.path as osp
+import sys
+
+import av
+import numpy as np
+import torch
+
+from config import build_parser, exp_dir, parse_config
+from datasets import DecodeError
+from datasets.clip_spec import ClipSpec
+from datasets.video_reader import decode_frames, video_properties
+from utils.cli import run_entry_point
+from utils.device import set_cpu_threads
+from utils.logger import setup_logger
+from utils.overlay import draw_predictions
+from utils.progress import progress
+from utils.trained_model import class_names_for, default_checkpoint, load_model
+
+
+# ---------------------------------------------------------------- the model, from either source
+class TorchPredictor:
+    def __init__(self, model):
+        self.model = model.eval()
+
+    def __call__(self, clips):
+        with torch.no_grad():
+            return torch.softmax(self.model(torch.from_numpy(clips)).float(), dim=1).numpy()
+
+
+class OnnxPredictor:
+    def __init__(self, onnx_path):
+        import onnxruntime
+        self.session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, clips):
+        logits = self.session.run(None, {self.input_name: clips})[0]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def load_exported(onnx_path):
+    """(predictor, ClipSpec, class names) from model.onnx and the meta.json and labels.txt
+    that export_model.py wrote beside it."""
+    folder = osp.dirname(osp.abspath(onnx_path))
+    for path in (onnx_path, osp.join(folder, 'meta.json'), osp.join(folder, 'labels.txt')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} not found: run export_model.py first')
+    with open(osp.join(folder, 'meta.json'), encoding='utf-8') as handle:
+        meta = json.load(handle)
+    with open(osp.join(folder, meta.get('labels', 'labels.txt')), encoding='utf-8') as handle:
+        names = [line.rstrip('\n') for line in handle if line.strip()]
+    return OnnxPredictor(onnx_path), ClipSpec.from_dict(meta['clip']), names
+
+
+# ---------------------------------------------------------------- windows
+def window_starts(num_frames, window, stride):
+    """Starts of windows of `window` frames every `stride` frames; the last one ends at the
+    video's end, so every frame is covered."""
+    starts = list(range(0, num_frames - window + 1, stride))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return starts
+
+
+def predict_windows(frames, spec, predictor, window, stride, batch=8):
+    """Softmax scores [num_windows, K] and the window starts."""
+    starts = window_starts(len(frames), window, stride)
+    scores = []
+    for first in progress(range(0, len(starts), batch), desc='windows'):
+        clips = [spec.to_input(np.stack([frames[i] for i in spec.window_indices(s, window)]))
+                 for s in starts[first:first + batch]]
+        scores.append(predictor(np.stack(clips)))
+    return np.concatenate(scores), starts
+
+
+def nearest_window(num_frames, starts, window):
+    """For each frame, the window whose centre is nearest."""
+    centres = np.asarray(starts) + window / 2.0
+    frame_centres = np.arange(num_frames) + 0.5
+    return np.abs(frame_centres[:, None] - centres[None, :]).argmin(axis=1)
+
+
+# ---------------------------------------------------------------- output
+def write_annotated(video, out_path, fps, width, height, labels, assignment):
+    """Re-decode the input and write each frame with its window's overlay (MJPEG AVI, the
+    input's exact frame rate); returns the number of frames written."""
+    partial = out_path + '.part.avi'
+    count = 0
+    try:
+        with av.open(partial, 'w') as container:
+            stream = container.add_stream('mjpeg', rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, 'yuvj420p'
+            stream.options = {'q:v': '3'}
+            for count, frame in enumerate(decode_frames(video, fmt='bgr24'), start=1):
+                top, caption = labels[assignment[min(count - 1, len(assignment) - 1)]]
+                draw_predictions(frame, top, caption)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='bgr24')):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        os.replace(partial, out_path)
+    finally:
+        if osp.exists(partial):
+            os.remove(partial)
+    return count
+
+
+def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, topk=3,
+             out_dir=None):
+    """Predict over `video` and write output.avi and predictions.json; returns the latter."""
+    folder = exp_dir(cfg)
+    logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
+    set_cpu_threads(cfg.NUM_THREADS)
+    if onnx_path:
+        predictor, spec, names = load_exported(onnx_path)
+        source = osp.abspath(onnx_path)
+        out_dir = out_dir or osp.join(osp.dirname(osp.dirname(source)), 'demo')
+    else:
+        checkpoint = checkpoint or default_checkpoint(cfg, folder)
+        model, _ = load_model(cfg, checkpoint, logger)
+        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_for(cfg)
+        source = osp.abspath(checkpoint)
+        out_dir = out_dir or osp.join(folder, 'demo')
+    fps, width, height = video_properties(video)
+    frames = [spec.resize(frame[None])[0] for frame in decode_frames(video)]
+    if not frames:
+        raise DecodeError(f'{video}: no decodable frame')
+    window = min(window or spec.default_window, len(frames))
+    stride = max(1, stride or window // 2)
+    logger.info('%s: %d frames at %.3f fps, %dx%d; windows of %d frames every %d', video,
+                len(frames), float(fps), width, height, window, stride)
+    scores, starts = predict_windows(frames, spec, predictor, window, stride)
+    topk = min(topk, len(names))
+    windows, labels = [], []
+    for start, row in zip(starts, scores):
+        best = np.argsort(-row)[:topk]
+        top = [(names[i], float(row[i])) for i in best]
+        span = (start / float(fps), (start + window) / float(fps))
+        windows.append({'start_frame': int(start), 'end_frame': int(start + window),
+                        'start_time': round(span[0], 3), 'end_time': round(span[1], 3),
+                        'top': [{'class': name, 'index': int(i), 'score': round(score, 5)}
+                                for (name, score), i in zip(top, best)]})
+        labels.append((top, f'{span[0]:.1f}-{span[1]:.1f} s'))
+    os.makedirs(out_dir, exist_ok=True)
+    out_video = osp.join(out_dir, 'output.avi')
+    written = write_annotated(video, out_video, fps, width, height, labels,
+                              nearest_window(len(frames), starts, window))
+    result = {'video': osp.abspath(video), 'model': source, 'fps': float(fps),
+              'frames': written, 'width': width, 'height': height, 'window': window,
+              'stride': stride, 'windows': windows}
+    with open(osp.join(out_dir, 'predictions.json'), 'w', encoding='utf-8') as handle:
+        json.dump(result, handle, indent=2)
+    overall = scores.mean(axis=0)
+    logger.info('wrote %s (%d frames) and predictions.json; whole video: %s', out_video, written,
+                ', '.join(f'{names[i]} {overall[i] * 100:.1f}%' for i in np.argsort(-overall)[:topk]))
+    return result
+
+
+def main(argv=None):
+    parser = build_parser('Run a DLAC model over a video and write an annotated copy')
+    parser.add_argument('--video', required=True, help='input video (mp4, avi, webm, mkv, ...)')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--checkpoint', default=None,
+                        help='checkpoint to run (default: <experiment>/checkpoints/best.pth)')
+    source.add_argument('--onnx', default=None, help='an exported model.onnx (with its meta.json)')
+    parser.add_argument('--window', type=int, default=0,
+                        help="frames per window (0: the model's clip span, or 2 frames a segment)")
+    parser.add_argument('--stride', type=int, default=0, help='frames between windows (0: window/2)')
+    parser.add_argument('--topk', type=int, default=3, help='classes shown per window')
+    parser.add_argument('--out', default=None, help='output folder (default: <experiment>/demo)')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    if args.window < 0 or args.stride < 0 or args.topk < 1:
+        parser.error('--window and --stride must be >= 0 and --topk >= 1')
+    return run_entry_point(run_demo, cfg, args.video, args.checkpoint, args.onnx, args.window,
+                           args.stride, args.topk, args.out)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""A trained model back from its checkpoint, with its class names: what evaluation, export and
+the demo all start from."""
+import os.path as osp
+
+from datasets import read_class_names
+from models import WeightsError, build_model
+
+from .checkpoint import load_checkpoint
+
+
+def class_names_for(cfg):
+    """Names from classInd.txt beside the validation metafile, else class_<i>."""
+    path = osp.join(osp.dirname(cfg.DATASET.VAL_META_PATH), 'classInd.txt')
+    if osp.isfile(path):
+        names = read_class_names(path)
+        if len(names) == cfg.DATASET.CLASS_NUM:
+            return names
+    return [f'class_{index}' for index in range(cfg.DATASET.CLASS_NUM)]
+
+
+def default_checkpoint(cfg, exp_folder):
+    """VAL.CHECKPOINT if set, else the experiment's best.pth."""
+    return cfg.VAL.CHECKPOINT or osp.join(exp_folder, 'checkpoints', 'best.pth')
+
+
+def load_model(cfg, checkpoint_path, logger):
+    """build_model(cfg) with the checkpoint's weights (loaded with weights_only=True);
+    returns (model, checkpoint dict). A checkpoint of another model or class count is a
+    WeightsError that says which."""
+    model = build_model(cfg)
+    state = load_checkpoint(checkpoint_path)
+    weights = state['model'] if 'model' in state else state
+    head = weights.get('head.fc.weight')
+    if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
+        raise WeightsError(f'{checkpoint_path} was trained for {head.shape[0]} classes but '
+                           f'DATASET.CLASS_NUM is {cfg.DATASET.CLASS_NUM}')
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise WeightsError(f'{checkpoint_path} does not fit {cfg.MODEL_NAME}/{cfg.BACKBONE}: '
+                           f'{str(err).splitlines()[0]}') from err
+    logger.info('loaded %s (epoch %s, val top1 %s)', checkpoint_path, state.get('epoch', '?'),
+                state.get('top1', '?'))
+    return model, state
