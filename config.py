@@ -52,6 +52,8 @@ __C.DATASET.LOADER = 'SuperLoader'  # 'SuperLoader' (whole batches built in work
                                     # prefetch thread) or 'DataLoader' (plain torch)
 __C.DATASET.PREFETCH = 2            # batches queued ahead per worker
 __C.DATASET.LOADER_TIMEOUT = 300    # seconds one batch may take before the loader raises
+__C.DATASET.MAX_BAD_FRACTION = 0.01 # unreadable training samples are replaced by others; more
+                                    # than this fraction of them in an epoch stops training
 __C.DATASET.SAMPLING = 'auto'       # 'segment' (TSN, TSM), 'dense' (3D models), 'auto' = the
                                     # model's own (MODEL_DEFAULTS below)
 __C.DATASET.MEAN = [0.485, 0.456, 0.406]
@@ -103,6 +105,8 @@ __C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
 __C.TRAIN.EVAL_FREQ = 1             # validate every N epochs
 __C.TRAIN.PRINT_FREQ = 10           # log every N iterations
 __C.TRAIN.RESUME = 'auto'           # 'auto' = last.pth if present, '' = fresh start, or a path
+__C.TRAIN.MAX_BAD_STEPS = 5         # steps with a NaN/inf loss are skipped; this many in a row
+                                    # stop training (exit 2), keeping the last good checkpoint
 __C.TRAIN.AMP = False               # autocast the forward pass to AMP_DTYPE (CPU and GPU)
 __C.TRAIN.AMP_DTYPE = 'bfloat16'    # 'bfloat16' or 'float16' (float16 adds loss scaling; GPU)
 __C.TRAIN.CHANNELS_LAST = False     # channels-last weights and inputs (faster convs on GPUs)
@@ -161,6 +165,11 @@ def _coerce(full_key, old, new):
     elif isinstance(old, float):
         if isinstance(new, (int, float)) and not isinstance(new, bool):
             return float(new)
+        if isinstance(new, str):            # YAML reads '1e-3' (no dot) as a string
+            try:
+                return float(new)
+            except ValueError:
+                pass
     elif isinstance(old, str):
         if isinstance(new, str):
             return new

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, parse_config
-from datasets import build_dataset, build_loader, build_normalizer
+from datasets import DataLoadingError, build_dataset, build_loader, build_normalizer, check_data
 from utils.acceleration import autocast, to_channels_last
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
@@ -65,6 +65,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     set_cpu_threads(cfg.NUM_THREADS)
     checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
+    check_data(cfg, splits=('val',))
     model, state = load_model(cfg, checkpoint_path, logger)
     if cfg.TRAIN.CHANNELS_LAST:
         to_channels_last(model)
@@ -82,20 +83,30 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
                                           desc='evaluate', autocast=lambda: autocast(cfg, ctx.device))
     if collected is None:
         return None
-    scores, labels, indices = collected
+    scores, labels, indices, unreadable = collected
+    unreadable_paths = [dataset.describe(i) for i in unreadable]
+    if unreadable_paths:
+        logger.warning('%d of %d videos could not be read and are left out of the metrics '
+                       '(listed in eval/report.json): %s', len(unreadable), len(dataset),
+                       '; '.join(unreadable_paths[:10]) + (' ...' if len(unreadable) > 10 else ''))
+    if not len(indices):
+        raise DataLoadingError(f'none of the {len(dataset)} videos of '
+                               f'{cfg.DATASET.VAL_META_PATH} could be read')
     metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
     extra = {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
              'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
-             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size}
+             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size,
+             'num_unreadable': len(unreadable_paths), 'unreadable': unreadable_paths}
     if cfg.DATASET.NAME == 'synthetic':
         from DataTool.Synthetic.render import pair_report
         extra['synthetic_pairs'] = pair_report(metrics['confusion'])
     paths = [dataset.records[i].path for i in indices]
     report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_for(cfg),
                            extra)
-    logger.info('top1 %.2f  top5 %.2f  mean class accuracy %.2f  (%d videos) -> %s',
+    logger.info('top1 %.2f  top5 %.2f  mean class accuracy %.2f  (%d videos%s) -> %s',
                 report['top1'], report['top5'], report['mean_class_accuracy'],
-                report['num_videos'], eval_dir)
+                report['num_videos'], f', {len(unreadable)} unreadable left out' if len(unreadable)
+                else '', eval_dir)
     if 'synthetic_pairs' in extra:
         pairs = extra['synthetic_pairs']
         logger.info('synthetic set: non-paired classes top1 %.1f, time-reversed pairs: top1 %.1f, '

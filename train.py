@@ -16,10 +16,10 @@ import torch.nn as nn
 from tensorboardX import SummaryWriter
 
 from config import build_parser, exp_dir, parse_config, save_config, to_plain
-from datasets import build_dataset, build_loader, build_normalizer
+from datasets import build_dataset, build_loader, build_normalizer, check_data
 from models import WeightsError, build_model
 from utils.acceleration import autocast, grad_scaler, maybe_compile, to_channels_last
-from utils.checkpoint import load_checkpoint, save_atomic
+from utils.checkpoint import load_checkpoint, load_resume_checkpoint, save_atomic, tensor_checksum
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
 from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup, gather_to_main,
@@ -32,7 +32,8 @@ from utils.meters import AverageMeter
 from utils.metrics import summarize, topk_correct
 from utils.plots import save_curves_png
 from utils.progress import progress
-from utils.stopping import GracefulStop, TrainingStopped, maybe_inject_fault
+from utils.data_health import BadSampleTracker
+from utils.stopping import GracefulStop, TrainingDiverged, TrainingStopped, maybe_inject_fault
 
 
 
@@ -57,15 +58,34 @@ def step_seed(seed, epoch, step, rank):
     return ((seed * 1000 + epoch) * 100003 + step) * 1024 + rank
 
 
+class StepHealth:
+    """Across steps: how many in a row had a NaN/inf loss (they are skipped)."""
+
+    def __init__(self, max_bad_steps):
+        self.max_bad_steps = max_bad_steps
+        self.in_a_row = 0
+
+
+def agree(values, ctx):
+    """The per-step flags summed over all processes (one all-reduce under DDP), so every
+    process skips, stops or fails at the same step."""
+    return sum_across(values, ctx) if ctx.distributed else values
+
+
 def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
-                    start_step=0, totals=None, stop=None, scaler=None):
+                    start_step=0, totals=None, stop=None, scaler=None, bad_samples=None,
+                    health=None):
     """One pass over this process's shard of the training set, from `start_step` on (a resumed
     epoch). `totals` are the epoch's [loss sum, correct sum, clips] so far over all processes.
     Returns the epoch's mean loss and top1 over all processes and the steps this one took.
-    Raises TrainingStopped at the first step boundary after a stop signal."""
+    Raises TrainingStopped at the first step boundary after a stop signal, TrainingDiverged
+    after TRAIN.MAX_BAD_STEPS steps in a row with a NaN/inf loss (skipped, not applied), and
+    TooManyBadSamples (from `bad_samples`, a BadSampleTracker) when too many samples are
+    unreadable."""
     model.train()
     normalize = build_normalizer(cfg, device)
     scaler = scaler or grad_scaler(cfg, device)
+    health = health or StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
     criterion = nn.CrossEntropyLoss()
     meters = {name: AverageMeter() for name in ('loss', 'top1', 'data_time', 'batch_time')}
     local = [0.0, 0.0, 0.0]        # loss sum, correct sum, clips: this process, this session
@@ -73,9 +93,10 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
     end = time.time()
     bar = progress(loader, desc=f'epoch {epoch + 1}/{cfg.TRAIN.EPOCHS}', total=len(loader),
                    disable=not ctx.is_main)
-    for step, (clips, labels, _) in enumerate(bar, start=start_step):
+    for step, (clips, labels, indices, *bad) in enumerate(bar, start=start_step):
         maybe_inject_fault(ctx.rank, epoch, step, logger)
         meters['data_time'].update(time.time() - end)
+        new_bad = bad_samples.new_in_batch(bad[0]) if bad_samples is not None and bad else 0
         torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
         clips, labels = normalize(clips), labels.to(device, non_blocking=True)
         with autocast(cfg, device):
@@ -83,25 +104,35 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
             loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if cfg.TRAIN.CLIP_GRAD > 0:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.TRAIN.CLIP_GRAD)
-        scaler.step(optimizer)
-        scaler.update()
-
-        batch = labels.shape[0]
-        correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
-        local = [local[0] + loss.item() * batch, local[1] + correct, local[2] + batch]
-        top1 = correct * 100.0 / batch
-        meters['loss'].update(loss.item(), batch)
-        meters['top1'].update(top1, batch)
+        if scaler.is_enabled():
+            scaler.unscale_(optimizer)     # float16: the scaler itself skips steps with inf grads
+        grad_norm = nn.utils.clip_grad_norm_(
+            model.parameters(), cfg.TRAIN.CLIP_GRAD if cfg.TRAIN.CLIP_GRAD > 0 else float('inf'))
+        nonfinite = not torch.isfinite(loss).item() or (
+            not scaler.is_enabled() and not torch.isfinite(grad_norm).item())
+        any_nonfinite, stop_requested, bad_count = agree(
+            [float(nonfinite), float(stop is not None and stop.requested), float(new_bad)], ctx)
+        if bad_samples is not None:
+            bad_samples.add_count(bad_count)
+        if any_nonfinite:
+            skip_step(optimizer, scaler, health, loader.dataset, indices, loss, epoch, step, logger)
+        else:
+            health.in_a_row = 0
+            scaler.step(optimizer)
+            scaler.update()
+            batch = labels.shape[0]
+            correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
+            local = [local[0] + loss.item() * batch, local[1] + correct, local[2] + batch]
+            top1 = correct * 100.0 / batch
+            meters['loss'].update(loss.item(), batch)
+            meters['top1'].update(top1, batch)
+            global_step = epoch * steps_per_epoch + step
+            writer.add_scalar('train/loss', loss.item(), global_step)
+            writer.add_scalar('train/top1', top1, global_step)
+            writer.add_scalar('train/lr', optimizer.param_groups[0]['lr'], global_step)
+            writer.add_scalar('time/data', meters['data_time'].value, global_step)
+            writer.add_scalar('time/batch', time.time() - end, global_step)
         meters['batch_time'].update(time.time() - end)
-        global_step = epoch * steps_per_epoch + step
-        writer.add_scalar('train/loss', loss.item(), global_step)
-        writer.add_scalar('train/top1', top1, global_step)
-        writer.add_scalar('train/lr', optimizer.param_groups[0]['lr'], global_step)
-        writer.add_scalar('time/data', meters['data_time'].value, global_step)
-        writer.add_scalar('time/batch', meters['batch_time'].value, global_step)
         bar.set_postfix(loss=f"{meters['loss'].avg:.3f}", top1=f"{meters['top1'].avg:.1f}", refresh=False)
         if step % cfg.TRAIN.PRINT_FREQ == 0 or step == steps_per_epoch - 1:
             logger.info('epoch %d [%d/%d] loss %.4f (%.4f) top1 %.1f (%.1f) lr %.5f '
@@ -109,7 +140,7 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
                         meters['loss'].value, meters['loss'].avg, meters['top1'].value,
                         meters['top1'].avg, optimizer.param_groups[0]['lr'],
                         meters['data_time'].avg, meters['batch_time'].avg)
-        if stop is not None and stop_agreed(stop, ctx):
+        if stop_requested:
             raise TrainingStopped(stop.signum or signal.SIGTERM, epoch, step + 1,
                                   add_totals(totals, sum_across(local, ctx)))
         end = time.time()
@@ -118,15 +149,27 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
     return epoch_totals[0] / count, epoch_totals[1] * 100.0 / count, len(loader)
 
 
+def skip_step(optimizer, scaler, health, dataset, indices, loss, epoch, step, logger):
+    """A step whose loss (or gradient) is NaN/inf on some process: nothing is applied. Logs
+    the batch's samples; raises TrainingDiverged after TRAIN.MAX_BAD_STEPS in a row."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler.is_enabled():
+        scaler.update()
+    health.in_a_row += 1
+    samples = [dataset.describe(int(i)) for i in indices.tolist()]
+    logger.warning('epoch %d step %d: loss %s (NaN/inf on this or another process); step '
+                   'skipped (%d in a row). Samples of this batch: %s', epoch + 1, step + 1,
+                   f'{loss.item():.4g}', health.in_a_row, '; '.join(samples))
+    if health.in_a_row >= health.max_bad_steps:
+        raise TrainingDiverged(
+            f'epoch {epoch + 1} step {step + 1}: the loss was NaN or inf for {health.in_a_row} '
+            f'steps in a row (TRAIN.MAX_BAD_STEPS), so training stopped without saving: the last '
+            f'checkpoint is the last good state. Lower TRAIN.BASE_LR, keep TRAIN.CLIP_GRAD on, or '
+            f'check the samples logged in train.log')
+
+
 def add_totals(previous, new):
     return new if previous is None else [a + b for a, b in zip(previous, new)]
-
-
-def stop_agreed(stop, ctx):
-    """True when any process was asked to stop: all of them leave at the same step."""
-    if not ctx.distributed:
-        return stop.requested
-    return sum_across([float(stop.requested)], ctx)[0] > 0
 
 
 def validate(model, loader, device, cfg, ctx=DistContext()):
@@ -135,8 +178,10 @@ def validate(model, loader, device, cfg, ctx=DistContext()):
                                           desc='validate', autocast=lambda: autocast(cfg, device))
     if collected is None:
         return None
-    scores, labels, _ = collected
-    return summarize(scores, labels, cfg.DATASET.CLASS_NUM)
+    scores, labels, _, unreadable = collected
+    metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
+    metrics['unreadable'] = len(unreadable)
+    return metrics
 
 
 def resume_state(cfg, model, optimizer, checkpoint_dir, logger, ctx):
@@ -150,7 +195,16 @@ def resume_state(cfg, model, optimizer, checkpoint_dir, logger, ctx):
             return fresh
     elif not path:
         return fresh
-    state = load_checkpoint(path)
+    if cfg.TRAIN.RESUME == 'auto':
+        state, path = load_resume_checkpoint(path, logger)
+    else:
+        state = load_checkpoint(path)
+    head = state.get('model', {}).get('head.fc.weight')
+    if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
+        raise WeightsError(f'{path} was trained for {head.shape[0]} classes but DATASET.CLASS_NUM '
+                           f'is {cfg.DATASET.CLASS_NUM}: set DATASET.CLASS_NUM {head.shape[0]}, or '
+                           "start fresh with --resume '' or another EXP_TAG (to fine-tune from it, "
+                           'use MODEL.PRETRAINED, which re-initialises the classifier)')
     try:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
@@ -193,10 +247,13 @@ def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
 
 def save_last(path, model, optimizer, cfg, ctx, epoch, best_top1, history, step=0, totals=None):
     """last.pth: everything to continue, at an epoch's end (step 0) or after `step` steps of
-    epoch `epoch` + 1 (a stop signal)."""
-    save_atomic({'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
-                 'epoch': epoch, 'step': step, 'epoch_totals': totals, 'world_size': ctx.world_size,
-                 'best_top1': best_top1, 'history': history, 'config': to_plain(cfg)}, path)
+    epoch `epoch` + 1 (a stop signal). The file it replaces is kept as last.pth.prev, and a
+    checksum of the weights is checked when resuming."""
+    weights = model.state_dict()
+    save_atomic({'model': weights, 'checksum': tensor_checksum(weights),
+                 'optimizer': optimizer.state_dict(), 'epoch': epoch, 'step': step,
+                 'epoch_totals': totals, 'world_size': ctx.world_size, 'best_top1': best_top1,
+                 'history': history, 'config': to_plain(cfg)}, path, keep_previous=True)
 
 
 def prepare_data(cfg, ctx, logger):
@@ -225,6 +282,7 @@ def train_model(cfg, ctx):
     set_cpu_threads(cfg.NUM_THREADS)
     torch.manual_seed(cfg.SEED)
     prepare_data(cfg, ctx, logger)
+    check_data(cfg)
     if ctx.is_main:
         save_config(cfg, osp.join(out_dir, 'config.yaml'))
     logger.info('experiment folder: %s', out_dir)
@@ -260,6 +318,9 @@ def train_model(cfg, ctx):
         logger.info("all %d epochs are already done (%s); pass --resume '' to train again",
                     cfg.TRAIN.EPOCHS, last_path)
     steps_per_epoch = len(train_loader)
+    bad_samples = BadSampleTracker(train_set, cfg.DATASET.MAX_BAD_FRACTION, logger,
+                                   osp.join(out_dir, 'log', 'bad_samples.txt'))
+    health = StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
     writer = (SummaryWriter(osp.join(out_dir, 'tensorboard'),
                             purge_step=start['epoch'] * steps_per_epoch + start['step'])
               if ctx.is_main else NullWriter())
@@ -274,20 +335,25 @@ def train_model(cfg, ctx):
                 train_set.set_epoch(epoch)
                 train_loader.sampler.set_epoch(epoch)
                 train_loader.sampler.skip(first_step * cfg.TRAIN.BASE_BATCH_SIZE)
+                bad_samples.start_epoch(epoch)
                 try:
                     train_loss, train_top1, steps = train_one_epoch(
                         model, train_loader, optimizer, ctx.device, cfg, epoch, writer, logger,
                         ctx=ctx, start_step=first_step, totals=start['totals'] if resumed else None,
-                        stop=stop)
+                        stop=stop, bad_samples=bad_samples, health=health)
                 except TrainingStopped as stopped:
                     if ctx.is_main:
                         save_last(last_path, bare, optimizer, cfg, ctx, epoch, best_top1, history,
                                   step=stopped.step, totals=stopped.totals)
                         logger.warning('%s: saved %s at step %d of epoch %d; run the same command '
                                        'to continue', stopped, last_path, stopped.step, epoch + 1)
-                    raise SystemExit(128 + stopped.signum) from None
+                    raise SystemExit(0) from None
                 record = {'epoch': epoch + 1, 'lr': lr, 'train_loss': train_loss,
-                          'train_top1': train_top1, 'val_top1': None, 'val_top5': None}
+                          'train_top1': train_top1, 'val_top1': None, 'val_top5': None,
+                          'replaced_samples': bad_samples.total}
+                if bad_samples.total:
+                    logger.warning('epoch %d: %d unreadable training samples were replaced by '
+                                   'others (each is named above)', epoch + 1, bad_samples.total)
                 if ctx.distributed:
                     record['steps_per_process'] = [int(n) for n in gather_to_main(steps, ctx) or []]
                 last_epoch = epoch + 1 == cfg.TRAIN.EPOCHS
@@ -296,7 +362,11 @@ def train_model(cfg, ctx):
                     metrics = validate(bare, val_loader, ctx.device, cfg, ctx)
                     if metrics is not None:
                         record.update(val_top1=metrics['top1'], val_top5=metrics['top5'],
-                                      val_mean_class_accuracy=metrics['mean_class_accuracy'])
+                                      val_mean_class_accuracy=metrics['mean_class_accuracy'],
+                                      val_unreadable=metrics['unreadable'])
+                        if metrics['unreadable']:
+                            logger.warning('epoch %d validation: %d unreadable videos left out',
+                                           epoch + 1, metrics['unreadable'])
                         for key in ('top1', 'top5', 'mean_class_accuracy', 'nll'):
                             writer.add_scalar(f'val/{key}', metrics[key], epoch + 1)
                         logger.info('epoch %d validation: top1 %.2f top5 %.2f mean class acc %.2f',
@@ -307,6 +377,7 @@ def train_model(cfg, ctx):
                 if not ctx.is_main:
                     continue
                 writer.add_scalar('train/epoch_loss', train_loss, epoch + 1)
+                writer.add_scalar('data/replaced_samples', bad_samples.total, epoch + 1)
                 writer.add_scalar('time/epoch', record['epoch_time_s'], epoch + 1)
                 is_best = record['val_top1'] is not None and (best_top1 is None or
                                                              record['val_top1'] > best_top1)

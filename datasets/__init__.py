@@ -2,18 +2,47 @@
 
 `build_dataset(cfg, split)` and `build_loader(cfg, dataset, split)` are what the entry points use.
 """
+import os
+import os.path as osp
+
 import torch
 
 from .decoding import DecodeError
 from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
-from .records import MetafileError, VideoRecord, parse_metafile, read_class_names
+from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
+                      read_class_names)
 from .transforms import ClipNormalizer, build_normalizer, build_transform
 from .video_dataset import VideoDataset
 
 
 class DatasetConfigError(ValueError):
     """A dataset setting that cannot work (unknown loader, ...)."""
+
+
+def check_data(cfg, splits=('train', 'val')):
+    """Everything about the data that can be checked before training starts, reported at once:
+    the video folder, and every line of the metafiles (format, frame counts, labels against
+    DATASET.CLASS_NUM, duplicates). Raises one MetafileError naming file:line for each."""
+    problems = []
+    root = cfg.DATASET.VIDEO_SEQ_PATH
+    if not osp.isdir(root):
+        problems.append(f'DATASET.VIDEO_SEQ_PATH {root} is not a folder' + _dataset_hint(cfg))
+    paths = {'train': cfg.DATASET.TRAIN_META_PATH, 'val': cfg.DATASET.VAL_META_PATH}
+    for split in splits:
+        problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM)[1]
+    if problems:
+        raise MetafileError(problem_report(problems, 'the dataset settings and metafiles'))
+
+
+def _dataset_hint(cfg):
+    """When DATASET.NAME names no folder under ROOT_PATH: the names that do."""
+    root = cfg.DATASET.ROOT_PATH
+    if osp.isdir(osp.join(root, cfg.DATASET.NAME)) or not osp.isdir(root):
+        return ''
+    names = sorted(name for name in os.listdir(root) if osp.isdir(osp.join(root, name)))
+    return (f"; DATASET.NAME {cfg.DATASET.NAME!r} is not a dataset folder of {root} "
+            f"(found: {', '.join(names) or 'none'})")
 
 
 def build_dataset(cfg, split):
@@ -56,6 +85,6 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
                       persistent_workers=False, worker_init_fn=prepare_worker_process, **common)
 
 
-__all__ = ['build_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
+__all__ = ['check_data', 'build_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
            'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
            'DatasetConfigError', 'SuperLoader', 'DataLoadingError']

@@ -39,22 +39,53 @@ def parse_line(line, source='<string>', line_no=0):
     return VideoRecord(path.strip(), num_frames, label, where)
 
 
-def parse_metafile(path, num_classes=None):
-    """All records of a metafile; blank lines and lines starting with '#' are skipped."""
+MAX_REPORTED = 50
+
+
+def problem_report(problems, what='the metafiles'):
+    """One message for every problem found (the first MAX_REPORTED listed)."""
+    shown = problems[:MAX_REPORTED]
+    more = f'\n  ... and {len(problems) - len(shown)} more' if len(problems) > len(shown) else ''
+    return (f'{len(problems)} problem{"s" * (len(problems) != 1)} in {what}; fix them and run '
+            f'again:\n  ' + '\n  '.join(shown) + more)
+
+
+def check_metafile(path, num_classes=None):
+    """(records, problems): every line checked, none skipped silently. Problems are bad lines,
+    labels >= num_classes and entries listed twice, each as 'file:line: what'."""
     if not osp.isfile(path):
-        raise MetafileError(f'metafile not found: {path}')
-    records = []
+        return [], [f'metafile not found: {path}']
+    records, problems, first_line = [], [], {}
     with open(path, encoding='utf-8') as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip() or line.lstrip().startswith('#'):
                 continue
-            record = parse_line(line, path, line_no)
+            try:
+                record = parse_line(line, path, line_no)
+            except MetafileError as err:
+                problems.append(str(err))
+                continue
             if num_classes is not None and record.label >= num_classes:
-                raise MetafileError(f'{path}:{line_no}: label {record.label} is out of range for '
-                                    f'DATASET.CLASS_NUM={num_classes}')
+                problems.append(f'{path}:{line_no}: label {record.label} is out of range for '
+                                f'DATASET.CLASS_NUM={num_classes}')
+                continue
+            if record.path in first_line:
+                problems.append(f'{path}:{line_no}: {record.path} is listed again (first at '
+                                f'line {first_line[record.path]})')
+                continue
+            first_line[record.path] = line_no
             records.append(record)
-    if not records:
-        raise MetafileError(f'{path}: no samples')
+    if not records and not problems:
+        problems.append(f'{path}: no samples')
+    return records, problems
+
+
+def parse_metafile(path, num_classes=None):
+    """All records of a metafile; blank lines and lines starting with '#' are skipped. Any
+    problem raises one MetafileError listing them all."""
+    records, problems = check_metafile(path, num_classes)
+    if problems:
+        raise MetafileError(problem_report(problems, path))
     return records
 
 

@@ -1,10 +1,17 @@
-"""VideoDataset: metafile records -> (uint8 clip tensor, label, index)."""
+"""VideoDataset: metafile records -> (uint8 clip tensor, label, index, bad sample index or -1)."""
+import logging
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .decoding import load_frames
+from .decoding import DecodeError, load_frames
 from .sampling import dense_indices, segment_indices
+
+
+logger = logging.getLogger('dlac.data')
+MAX_REPLACEMENTS = 10
+REPLACEMENT_STREAM = 7919       # a seed stream of its own for choosing replacement samples
 
 
 class VideoDataset(Dataset):
@@ -20,7 +27,7 @@ class VideoDataset(Dataset):
 
     def __init__(self, records, root, mode, transform, sampling='segment', num_segments=3,
                  new_length=1, clip_len=8, frame_interval=2, num_clips=1,
-                 img_format='img_{:05d}.jpg', seed=0, min_side=0):
+                 img_format='img_{:05d}.jpg', seed=0, min_side=0, replace_bad=True):
         if mode not in ('train', 'val', 'test'):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
         if sampling not in ('segment', 'dense'):
@@ -38,6 +45,7 @@ class VideoDataset(Dataset):
         self.img_format = img_format
         self.seed = seed
         self.min_side = min_side
+        self.replace_bad = replace_bad
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -67,16 +75,44 @@ class VideoDataset(Dataset):
         return dense_indices(num_frames, self.clip_len, self.frame_interval, self.num_clips,
                              train, rng)
 
-    def __getitem__(self, index):
+    def _load(self, index, rng):
         record = self.records[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
         indices = self.sample_indices(record.num_frames, rng)
         frames = load_frames(self.root, record, indices, self.img_format, self.min_side)
         if self.mode != 'test':
-            return self.transform(frames, rng), record.label, index
+            return self.transform(frames, rng)
         views = []
         per_clip = self.frames_per_clip()
         for start in range(0, len(frames), per_clip):
             clip_views = self.transform(frames[start:start + per_clip], rng)
             views.append(clip_views if clip_views.dim() == 5 else clip_views.unsqueeze(0))
-        return torch.cat(views), record.label, index
+        return torch.cat(views)
+
+    def __getitem__(self, index):
+        """(clip, label, index, bad): `bad` is -1, or the index of a sample that could not be
+        read. Training then returns another sample in its place (index and label are that
+        sample's); validation and testing return the bad sample's index and label with some
+        other sample's clip, for the caller to leave out of the metrics."""
+        try:
+            return self._load(index, self._rng(index)), self.records[index].label, index, -1
+        except DecodeError as err:
+            if not self.replace_bad:
+                raise
+            logger.warning('cannot read %s: %s', self.describe(index), err)
+            failure = err
+        choices = np.random.default_rng((self.seed, self.epoch, index, REPLACEMENT_STREAM))
+        for _ in range(MAX_REPLACEMENTS):
+            other = int(choices.integers(len(self.records)))
+            if other == index:
+                continue
+            try:
+                clip = self._load(other, self._rng(other))
+            except DecodeError:
+                continue
+            used = other if self.mode == 'train' else index
+            return clip, self.records[used].label, used, index
+        raise DecodeError(f'{self.describe(index)}: {failure}; and {MAX_REPLACEMENTS} samples '
+                          f'drawn in its place could not be read either')
+
+    def _rng(self, index):
+        return np.random.default_rng((self.seed, self.epoch, index))

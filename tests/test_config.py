@@ -74,6 +74,15 @@ def test_yaml_and_python_files(cfg, tmp_path):
         merge_dict(config.load_file(str(bad)))
 
 
+def test_exponent_notation_is_a_float(cfg, tmp_path):
+    merge_list(['TRAIN.BASE_LR', '1e-3'])                 # YAML 1.1 reads this as a string
+    assert cfg.TRAIN.BASE_LR == 0.001
+    merge_dict({'TRAIN': {'WEIGHT_DECAY': '5e-4'}})
+    assert cfg.TRAIN.WEIGHT_DECAY == 0.0005
+    with pytest.raises(ConfigError, match="'TRAIN.BASE_LR' expects float"):
+        merge_list(['TRAIN.BASE_LR', 'fast'])
+
+
 def test_repeated_cfg_files_merge_in_order(cfg, tmp_path):
     preset = tmp_path / 'preset.yaml'
     preset.write_text('DATASET:\n  CLASS_NUM: 51\n  FLIP: true\nTRAIN:\n  EPOCHS: 60\n')

@@ -154,7 +154,7 @@ def test_a_dead_worker_is_restarted_and_the_run_resumes_from_last_pth(tiny_root,
 def test_sigterm_on_rank_0_saves_the_step_reached_and_all_processes_stop(tiny_root, tmp_path):
     overrides = tiny_overrides(tiny_root, tmp_path, **SMALL)
     stopped = torchrun(['-g', '2', '-c', '1'], overrides, env={'DLAC_FAULT_INJECT': 'sigterm:0:2:2'})
-    assert stopped.returncode != 0
+    assert stopped.returncode == 0, stopped.stderr[-3000:]     # a requested stop is not a failure
     assert 'saved' in stopped.stdout and 'at step 2 of epoch 2' in stopped.stdout
     last = torch.load(osp.join(experiment(tmp_path), 'checkpoints', 'last.pth'), weights_only=True)
     assert (last['epoch'], last['step'], last['world_size']) == (1, 2, 2)
@@ -178,7 +178,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_root, tm
     config.reset()
     with pytest.raises(SystemExit) as stop:
         train.main(overrides)
-    assert stop.value.code == 128 + signal.SIGTERM
+    assert stop.value.code == 0
     assert signal.getsignal(signal.SIGTERM) == handler_before      # handler restored
     last = torch.load(osp.join(experiment(interrupted), 'checkpoints', 'last.pth'), weights_only=True)
     assert (last['epoch'], last['step']) == (1, 3)

@@ -138,13 +138,15 @@ def test_worker_exception_names_the_sample():
 
 
 def test_worker_exception_from_a_real_metafile(tiny_root, tmp_path, cfg):
+    """With replacement off (it is on in training and evaluation), a sample that cannot be
+    read fails the loader with its path and metafile line."""
     root = osp.join(tiny_root, 'synthetic')
     good = open(osp.join(root, 'MetafileSeq', 'val_split1.txt')).read().splitlines()[:3]
     meta = tmp_path / 'val.txt'
     meta.write_text('\n'.join([good[0], 'no_such_video 20 1', good[1]]) + '\n')
     records = parse_metafile(str(meta))
     dataset = VideoDataset(records, osp.join(root, 'VideoSeq'), 'val',
-                           build_transform(cfg, 'val'), num_segments=2)
+                           build_transform(cfg, 'val'), num_segments=2, replace_bad=False)
     with SuperLoader(dataset, batch_size=1, num_workers=2) as loader:
         with pytest.raises(DataLoadingError, match=rf'sample 1 \(no_such_video \({meta}:2\)\).*'
                                                    r'DecodeError: cannot read image'):
@@ -212,7 +214,7 @@ def test_dataloaderx_matches_superloader_on_video_dataset(tiny_root, cfg):
         ours = list(loader)
     theirs = list(DataLoaderX(dataset, batch_size=4, sampler=sampler, num_workers=2))
     assert len(ours) == len(theirs) == 3
-    for (clips, labels, indices), (clips_x, labels_x, indices_x) in zip(ours, theirs):
+    for (clips, labels, indices, _), (clips_x, labels_x, indices_x, _) in zip(ours, theirs):
         assert clips.dtype == torch.uint8 and clips.shape[1:] == (3, 3, 64, 64)
         assert torch.equal(clips, clips_x) and torch.equal(labels, labels_x)
         assert torch.equal(indices, indices_x)

@@ -1,19 +1,44 @@
-"""Checkpoints that survive crashes: atomic writes, safe loads."""
+"""Checkpoints that survive crashes: atomic writes, a kept previous copy, checksums, safe loads."""
+import hashlib
 import os
 import os.path as osp
+import re
 import tempfile
 
 import torch
 
+PREVIOUS_SUFFIX = '.prev'
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded safely; the message names the file."""
+    """A checkpoint that cannot be written or loaded safely; the message names the file."""
 
 
-def save_atomic(state, path):
+def tensor_checksum(state_dict):
+    """sha256 over the tensors' names and bytes: catches a damaged file that still unpickles."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        digest.update(name.encode('utf-8'))
+        if torch.is_tensor(tensor):
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _fsync_folder(folder):
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_atomic(state, path, keep_previous=False):
     """Write to a temp file in the same folder, fsync, then rename over `path`.
 
-    A crash or a full disk mid-write leaves the previous file untouched.
+    A crash or a full disk mid-write leaves the previous file untouched (the error is raised
+    as CheckpointError). keep_previous: the file being replaced stays as `path.prev`, a
+    fallback should the new one ever fail to load. `path` itself always exists once written.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -23,25 +48,66 @@ def save_atomic(state, path):
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous and osp.isfile(path):
+            previous_tmp = tmp_path + PREVIOUS_SUFFIX
+            os.link(path, previous_tmp)
+            os.replace(previous_tmp, path + PREVIOUS_SUFFIX)
         os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
+    except (OSError, RuntimeError) as err:     # torch's zip writer raises RuntimeError
+        reason = getattr(err, 'strerror', None) or str(err).splitlines()[0]
+        kept = f'; the previous {osp.basename(path)} is kept' if osp.isfile(path) else ''
+        raise CheckpointError(f'could not write {path}: {reason}{kept}. Free disk space (or fix '
+                              f'the folder) and run the same command again') from err
     finally:
-        os.close(dir_fd)
+        for leftover in (tmp_path, tmp_path + PREVIOUS_SUFFIX):
+            if osp.exists(leftover):
+                os.remove(leftover)
+    _fsync_folder(folder)
+
+
+def _refusal(path, err):
+    """A clear message for a pickle that weights_only=True refused to run."""
+    text = str(err)
+    found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text) or re.search(r'GLOBAL ([\w.]+)', text)
+    if found or 'weights_only' in text:
+        what = f' ({found.group(1)})' if found else ''
+        return (f'refused to load {path}: it is a pickle that would import and run code{what} '
+                f'when loaded. DLAC loads only tensors and plain data (weights_only=True); if you '
+                f'trust the file, load it yourself and save its state_dict with torch.save')
+    return f'cannot load {path}: {text.splitlines()[0] if text else type(err).__name__}'
 
 
 def load_checkpoint(path, map_location='cpu'):
-    """Load with weights_only=True: a file that would run code on load is refused."""
+    """Load with weights_only=True: a file that would run code on load is refused. A
+    checkpoint that carries a checksum of its model weights is verified."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError or RuntimeError
-        raise CheckpointError(f'cannot load {path} safely (weights_only=True): '
-                              f'{str(err).splitlines()[0]}') from err
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(_refusal(path, err)) from err
+    if isinstance(state, dict) and 'checksum' in state and 'model' in state:
+        if tensor_checksum(state['model']) != state['checksum']:
+            raise CheckpointError(f'{path} is damaged: its model weights do not match the '
+                                  f'checksum saved with them')
+    return state
 
+
+def load_resume_checkpoint(path, logger=None):
+    """last.pth, or when it cannot be loaded, the previous copy save_atomic kept beside it;
+    CheckpointError naming both when neither loads. Returns (state, path loaded)."""
+    failures = []
+    for candidate in (path, path + PREVIOUS_SUFFIX):
+        if not osp.isfile(candidate):
+            continue
+        try:
+            state = load_checkpoint(candidate)
+        except CheckpointError as err:
+            failures.append(str(err))
+            continue
+        if failures and logger:
+            logger.warning('%s; resuming from the previous checkpoint %s instead', failures[0],
+                           candidate)
+        return state, candidate
+    raise CheckpointError('no checkpoint to resume from could be loaded: ' + ' | '.join(failures)
+                          + ". Start fresh with --resume ''")

@@ -5,10 +5,11 @@ from datasets import DataLoadingError, DatasetConfigError, DecodeError, Metafile
 from models import ModelConfigError, WeightsError
 
 from .checkpoint import CheckpointError
+from .stopping import TrainingDiverged
 from .memory import keep_freed_memory
 
 USER_ERRORS = (MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
-               CheckpointError, DataLoadingError, FileNotFoundError)
+               CheckpointError, DataLoadingError, FileNotFoundError, TrainingDiverged)
 
 
 def run_entry_point(function, *args):

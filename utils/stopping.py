@@ -52,6 +52,10 @@ class TrainingStopped(Exception):
         self.signum, self.epoch, self.step, self.totals = signum, epoch, step, totals
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss was NaN or inf for TRAIN.MAX_BAD_STEPS steps in a row (exit 2)."""
+
+
 def parse_fault(text):
     """'exit:1:2:3' -> ('exit', rank 1, epoch index 1, step index 2); None for ''."""
     if not text:
