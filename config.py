@@ -31,7 +31,8 @@ __C.EXP_TYPE = 'T'             # 'T' train, 'E' evaluate
 __C.MODEL_NAME = 'tsn'
 __C.EXP_TAG = 'synthetic_rgb_resnet18'
 __C.BACKBONE = 'resnet18'
-__C.MODALITY = 'RGB'
+__C.MODALITY = 'RGB'           # 'RGB', 'Flow' (stacked optical flow) or 'RGBDiff' (differences
+                               # of neighbouring frames); Flow/RGBDiff: TSN and TSM, frames input
 __C.SNAPSHOT_ROOT = osp.join(PROJECT_ROOT, 'output')
 __C.SEED = 0
 __C.NUM_THREADS = 0            # torch CPU threads; 0 = all cores
@@ -41,11 +42,14 @@ __C.DATASET = EasyDict()
 __C.DATASET.NAME = 'synthetic'
 __C.DATASET.ROOT_PATH = osp.join(PROJECT_ROOT, 'data')
 __C.DATASET.VIDEO_SEQ_PATH = ''     # '' = ROOT_PATH/<NAME>/VideoSeq
-__C.DATASET.TRAIN_META_PATH = ''    # '' = ROOT_PATH/<NAME>/MetafileSeq/train_split1[_video].txt
-__C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_split1[_video].txt
+__C.DATASET.TRAIN_META_PATH = ''    # '' = ROOT_PATH/<NAME>/MetafileSeq/train_split1[_video|_flow].txt
+__C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_split1[_video|_flow].txt
 __C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'
 __C.DATASET.CLASS_NUM = 8
 __C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
+__C.DATASET.FLOW_FORMAT = 'flow_{}_{:05d}.jpg'  # flow_x_00001.jpg / flow_y_00001.jpg
+__C.DATASET.FLOW_MEAN = [0.5]       # flow JPEGs: 128 = no motion, [0, 255] = [-20, 20] pixels
+__C.DATASET.FLOW_STD = [0.5]
 __C.DATASET.NUM_WORKERS = 2         # loader processes (0 = load in the training process)
 __C.DATASET.LOADER = 'SuperLoader'  # 'SuperLoader' (whole batches built in worker processes into
                                     # shared memory), 'DataLoaderX' (torch DataLoader with a
@@ -69,7 +73,8 @@ __C.DATASET.SYNTHETIC_FRAMES = [24, 40]             # min, max frames per genera
 # ---------------------------------------------------------------- sampling
 __C.DATA = EasyDict()
 __C.DATA.NUM_SEGMENTS = 3           # TSN segments in training
-__C.DATA.NEW_LENGTH = 1             # consecutive frames per segment
+__C.DATA.NEW_LENGTH = 0             # consecutive frames per segment; 0 = the modality's (RGB 1,
+                                    # Flow 5 flow fields, RGBDiff 5 differences of 6 frames)
 __C.DATA.CLIP_LEN = 8               # dense sampling: frames per clip
 __C.DATA.FRAME_INTERVAL = 2         # dense sampling: stride between frames
 
@@ -121,6 +126,9 @@ __C.VAL.NUM_CROPS = 0               # 1 (centre), 3 or 10 (0 = model default)
 __C.VAL.CHECKPOINT = ''             # '' = <experiment>/checkpoints/best.pth
 
 _DEFAULTS = copy.deepcopy(__C)
+
+# Frames (or flow fields) per segment of each modality, where DATA.NEW_LENGTH is 0.
+MODALITY_NEW_LENGTH = {'RGB': 1, 'Flow': 5, 'RGBDiff': 5}
 
 # What each model uses where the keys above say 'auto' / 0: its frame sampling and its test
 # views (TSN: 25 segments x 1 crop; TSM: its training segments, 1 clip x 1 crop; 3D models:
@@ -254,6 +262,15 @@ def resolve_paths(cfg=__C):
     if suffix is None:
         raise ConfigError(f"DATASET.INPUT_TYPE must be 'frames' or 'video', "
                           f"got {cfg.DATASET.INPUT_TYPE!r}")
+    if cfg.MODALITY not in MODALITY_NEW_LENGTH:
+        raise ConfigError(f'MODALITY must be one of {list(MODALITY_NEW_LENGTH)}, got {cfg.MODALITY!r}')
+    if cfg.MODALITY == 'Flow':
+        if cfg.DATASET.INPUT_TYPE != 'frames':
+            raise ConfigError("MODALITY 'Flow' reads extracted flow frames: set DATASET.INPUT_TYPE "
+                              "'frames' (extract them with a DataTool's --flow)")
+        suffix = '_flow'
+    if cfg.DATA.NEW_LENGTH == 0:
+        cfg.DATA.NEW_LENGTH = MODALITY_NEW_LENGTH[cfg.MODALITY]
     if not cfg.DATASET.VIDEO_SEQ_PATH:
         cfg.DATASET.VIDEO_SEQ_PATH = osp.join(dataset_dir, 'VideoSeq')
     if not cfg.DATASET.TRAIN_META_PATH:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from config import build_parser, exp_dir, parse_config
-from datasets import DecodeError
+from datasets import DatasetConfigError, DecodeError
 from datasets.clip_spec import ClipSpec
 from datasets.video_reader import decode_frames, video_properties
 from utils.cli import run_entry_point
@@ -135,6 +135,9 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
         predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_for(cfg)
         source = osp.abspath(checkpoint)
         out_dir = out_dir or osp.join(folder, 'demo')
+    if spec.modality == 'Flow':
+        raise DatasetConfigError('demo.py runs RGB and RGBDiff models on video frames; a Flow model '
+                                 'needs optical flow frames (extract them with a DataTool --flow)')
     fps, width, height = video_properties(video)
     frames = [spec.resize(frame[None])[0] for frame in decode_frames(video)]
     if not frames:

@@ -1,5 +1,7 @@
 """Evaluate a trained DLAC model with multi-view testing:
     python evaluate.py [--cfg FILE] [--checkpoint PATH] [KEY VALUE ...]
+or fuse the saved scores of two streams (RGB and Flow, say):
+    python evaluate.py --fuse a/eval/scores.npz b/eval/scores.npz --weights 1 1.5
 
 Views per video: VAL.NUM_CLIPS clips (dense sampling; TSN uses one clip of VAL.NUM_SEGMENTS
 segments) x VAL.NUM_CROPS crops (1, 3 or 10); softmax scores are averaged over the views.
@@ -19,6 +21,7 @@ from utils.acceleration import autocast, to_channels_last
 from utils.cli import run_entry_point
 from utils.device import place_model, set_cpu_threads
 from utils.distributed import cleanup, init_distributed
+from utils.fusion import FusionError, fuse
 from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import per_class_accuracy, summarize
@@ -115,11 +118,42 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     return report
 
 
+def run_fusion(paths, weights, out_path=None):
+    """Print (and optionally save) each stream's and the fused top1/top5/mean class accuracy."""
+    result = fuse(paths, weights)
+    names = [osp.relpath(path) for path in paths] + ['fused (weights ' +
+                                                     ', '.join(f'{w:g}' for w in result['weights']) + ')']
+    width = max(len(name) for name in names)
+    print(f'{"scores":<{width}}  top1    top5    mean class acc   ({result["num_videos"]} videos)')
+    for name, metrics in zip(names, result['streams'] + [result['fused']]):
+        print(f'{name:<{width}}  {metrics["top1"]:6.2f}  {metrics["top5"]:6.2f}  '
+              f'{metrics["mean_class_accuracy"]:6.2f}')
+    if out_path:
+        report = {'inputs': [osp.abspath(p) for p in paths], 'weights': result['weights'],
+                  'streams': [{k: v for k, v in m.items() if k != 'confusion'} for m in result['streams']],
+                  'fused': {k: v for k, v in result['fused'].items() if k != 'confusion'}}
+        with open(out_path, 'w', encoding='utf-8') as handle:
+            json.dump(report, handle, indent=2)
+    return result
+
+
 def main(argv=None):
-    parser = build_parser('Evaluate a trained DLAC model')
+    parser = build_parser('Evaluate a trained DLAC model, or fuse the scores of several')
     parser.add_argument('--checkpoint', default=None,
                         help='checkpoint to evaluate (default: <experiment>/checkpoints/best.pth)')
+    parser.add_argument('--fuse', nargs='+', metavar='SCORES_NPZ', default=None,
+                        help='instead of evaluating: fuse these eval/scores.npz files (two streams)')
+    parser.add_argument('--weights', nargs='+', type=float, default=None,
+                        help='one weight per --fuse file (default: all 1)')
+    parser.add_argument('--out', default=None, help='with --fuse: also write the numbers as JSON')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    if args.fuse:
+        try:
+            run_fusion(args.fuse, args.weights, args.out)
+        except FusionError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
+        return 0
     return run_entry_point(run_evaluation, cfg, args.checkpoint)
 
 

@@ -56,7 +56,8 @@ def build_dataset(cfg, split):
                         new_length=cfg.DATA.NEW_LENGTH, clip_len=cfg.DATA.CLIP_LEN,
                         frame_interval=cfg.DATA.FRAME_INTERVAL, num_clips=cfg.VAL.NUM_CLIPS,
                         img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED,
-                        min_side=cfg.DATASET.SCALE_SIZE)
+                        min_side=cfg.DATASET.SCALE_SIZE, modality=cfg.MODALITY,
+                        flow_format=cfg.DATASET.FLOW_FORMAT)
 
 
 def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):

@@ -17,22 +17,28 @@ class ClipSpec:
     sampling: str          # 'segment' (TSN, TSM) or 'dense' (3D models)
     frames: int            # T of the model input [N, 3, T, H, W]
     frame_interval: int    # dense: stride between frames
-    new_length: int        # segment: consecutive frames per segment
+    new_length: int        # segment: consecutive frames loaded per segment
     scale_size: int        # short side before the centre crop
     crop_size: int
     mean: tuple
     std: tuple
+    modality: str = 'RGB'  # RGBDiff: new_length + 1 frames a segment, differenced by the model
+    channels: int = 3      # 2 for flow (x, y)
 
     @classmethod
     def from_config(cls, cfg):
         """One test view: VAL.NUM_SEGMENTS segments, or one DATA.CLIP_LEN clip."""
+        flow = cfg.MODALITY == 'Flow'
+        per_segment = cfg.DATA.NEW_LENGTH + (1 if cfg.MODALITY == 'RGBDiff' else 0)
         if cfg.DATASET.SAMPLING == 'segment':
-            frames = cfg.VAL.NUM_SEGMENTS * cfg.DATA.NEW_LENGTH
+            frames = cfg.VAL.NUM_SEGMENTS * per_segment
         else:
             frames = cfg.DATA.CLIP_LEN
         return cls(cfg.DATASET.SAMPLING, int(frames), int(cfg.DATA.FRAME_INTERVAL),
-                   int(cfg.DATA.NEW_LENGTH), int(cfg.DATASET.SCALE_SIZE),
-                   int(cfg.DATASET.CROP_SIZE), tuple(cfg.DATASET.MEAN), tuple(cfg.DATASET.STD))
+                   int(per_segment), int(cfg.DATASET.SCALE_SIZE), int(cfg.DATASET.CROP_SIZE),
+                   tuple(cfg.DATASET.FLOW_MEAN if flow else cfg.DATASET.MEAN),
+                   tuple(cfg.DATASET.FLOW_STD if flow else cfg.DATASET.STD), cfg.MODALITY,
+                   2 if flow else 3)
 
     @classmethod
     def from_dict(cls, values):
@@ -47,7 +53,7 @@ class ClipSpec:
 
     @property
     def input_shape(self):
-        return [3, self.frames, self.crop_size, self.crop_size]
+        return [self.channels, self.frames, self.crop_size, self.crop_size]
 
     @property
     def default_window(self):

@@ -71,6 +71,30 @@ def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0):
     return frames
 
 
+def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side=0):
+    """Flow fields `indices` (0-based) of a folder holding flow_x_00001.jpg / flow_y_00001.jpg
+    ... (grayscale, 128 = no motion) as uint8 [T, H, W, 2]: x then y."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise DecodeError(f'{folder}: no flow indices requested')
+    frames = None
+    for position, index in enumerate(indices):
+        for plane, axis in enumerate('xy'):
+            path = osp.join(folder, flow_format.format(axis, index + 1))
+            try:
+                image = simplejpeg.decode_jpeg(_read_bytes(path), colorspace='GRAY',
+                                               min_height=min_side, min_width=min_side)
+            except ValueError as err:
+                raise DecodeError(f'cannot decode JPEG {path}: {err}') from None
+            if frames is None:
+                frames = np.empty((len(indices),) + image.shape[:2] + (2,), dtype=np.uint8)
+            if image.shape[:2] != frames.shape[1:3]:
+                raise DecodeError(f'{path}: size {image.shape[1]}x{image.shape[0]} differs from '
+                                  f'the earlier flow fields ({frames.shape[2]}x{frames.shape[1]})')
+            frames[position, :, :, plane] = image[:, :, 0]
+    return frames
+
+
 def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0):
     """Dispatch on the record: video file or frame folder under `root`."""
     path = osp.join(root, record.path)
@@ -79,5 +103,5 @@ def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0):
     return load_frame_folder(path, indices, img_format, min_side)
 
 
-__all__ = ['DecodeError', 'read_image', 'load_frame_folder', 'load_video', 'load_frames',
+__all__ = ['DecodeError', 'read_image', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
            'count_video_frames']

@@ -25,10 +25,13 @@ def _resize_frames(frames, width, height):
     return out
 
 
-def _flip_frames(frames, out):
-    """Mirror every frame left-right into `out` (which may be `frames` itself)."""
+def _flip_frames(frames, out, flow=False):
+    """Mirror every frame left-right into `out` (which may be `frames` itself). Flow fields
+    (flow=True, channel 0 = x) also change sign in x: 255 - x, as TSN does."""
     for frame, target in zip(frames, out):
         cv2.flip(frame, 1, dst=target)
+    if flow:
+        np.subtract(255, out[..., 0], out=out[..., 0])
     return out
 
 
@@ -68,12 +71,13 @@ class GroupMultiScaleCrop:
     """
 
     def __init__(self, size, scales=(1.0, 0.875, 0.75, 0.66), max_distort=1, more_fix_crop=True,
-                 flip=False):
+                 flip=False, flow=False):
         self.size = int(size)
         self.scales = list(scales)
         self.max_distort = max_distort
         self.more_fix_crop = more_fix_crop
         self.flip = flip
+        self.flow = flow
 
     def _crop_box(self, height, width, rng):
         base = min(height, width)
@@ -101,21 +105,22 @@ class GroupMultiScaleCrop:
         if not (self.flip and rng.random() < 0.5):
             return resized
         if resized is cropped:                   # no resize happened: the frames are the input's
-            return _flip_frames(resized, np.empty_like(resized))
-        return _flip_frames(resized, resized)
+            return _flip_frames(resized, np.empty_like(resized), self.flow)
+        return _flip_frames(resized, resized, self.flow)
 
 
 class GroupRandomHorizontalFlip:
     """Flip the whole clip left-right with probability 0.5; `enabled=False` turns it off
     (datasets with left/right classes, e.g. Something-Something)."""
 
-    def __init__(self, enabled=True):
+    def __init__(self, enabled=True, flow=False):
         self.enabled = enabled
+        self.flow = flow
 
     def __call__(self, frames, rng=None):
         rng = rng if rng is not None else np.random.default_rng()
         if self.enabled and rng.random() < 0.5:
-            return _flip_frames(frames, np.empty_like(frames))
+            return _flip_frames(frames, np.empty_like(frames), self.flow)
         return frames
 
 
@@ -150,17 +155,21 @@ class GroupThreeCrop:
 
 
 class GroupTenCrop:
-    """Four corners and the centre, plus their horizontal flips."""
+    """Four corners and the centre, plus their horizontal flips (flow: x negated)."""
 
-    def __init__(self, size):
+    def __init__(self, size, flow=False):
         self.size = int(size)
+        self.flow = flow
 
     def __call__(self, frames, rng=None):
         height, width = frames.shape[1:3]
         right, bottom = width - self.size, height - self.size
         boxes = [(0, 0), (right, 0), (0, bottom), (right, bottom), (right // 2, bottom // 2)]
         crops = [_crop(frames, x, y, self.size) for x, y in boxes]
-        crops += [crop[:, :, ::-1] for crop in crops]
+        mirrored = [crop[:, :, ::-1] for crop in crops]
+        if self.flow:                            # a mirrored flow field moves the other way in x
+            mirrored = [np.concatenate([255 - m[..., :1], m[..., 1:]], axis=-1) for m in mirrored]
+        crops += mirrored
         return np.stack(crops)
 
 
@@ -200,8 +209,12 @@ class ClipNormalizer:
 
 
 def build_normalizer(cfg, device='cpu'):
+    """DATASET.MEAN/STD for RGB and RGBDiff (differences are taken after it), FLOW_MEAN/STD
+    for flow fields."""
     memory_format = torch.channels_last_3d if cfg.TRAIN.CHANNELS_LAST else torch.contiguous_format
-    return ClipNormalizer(cfg.DATASET.MEAN, cfg.DATASET.STD, device, memory_format)
+    flow = cfg.MODALITY == 'Flow'
+    return ClipNormalizer(cfg.DATASET.FLOW_MEAN if flow else cfg.DATASET.MEAN,
+                          cfg.DATASET.FLOW_STD if flow else cfg.DATASET.STD, device, memory_format)
 
 
 def build_transform(cfg, mode):
@@ -211,11 +224,13 @@ def build_transform(cfg, mode):
     to_tensor = ToClipTensor()
     if mode == 'train':
         return Compose([GroupResize(data.SCALE_SIZE),
-                        GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES, flip=data.FLIP),
+                        GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES, flip=data.FLIP,
+                                            flow=cfg.MODALITY == 'Flow'),
                         to_tensor])
     if mode == 'val':
         return Compose([GroupResize(data.SCALE_SIZE), GroupCenterCrop(data.CROP_SIZE), to_tensor])
     if mode == 'test':
-        crops = {1: GroupCenterCrop, 3: GroupThreeCrop, 10: GroupTenCrop}[cfg.VAL.NUM_CROPS]
-        return Compose([GroupResize(data.SCALE_SIZE), crops(data.CROP_SIZE), to_tensor])
+        crops = {1: GroupCenterCrop(data.CROP_SIZE), 3: GroupThreeCrop(data.CROP_SIZE),
+                 10: GroupTenCrop(data.CROP_SIZE, flow=cfg.MODALITY == 'Flow')}[cfg.VAL.NUM_CROPS]
+        return Compose([GroupResize(data.SCALE_SIZE), crops, to_tensor])
     raise ValueError(f"unknown transform mode {mode!r}: 'train', 'val' or 'test'")

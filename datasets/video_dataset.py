@@ -1,11 +1,12 @@
 """VideoDataset: metafile records -> (uint8 clip tensor, label, index, bad sample index or -1)."""
 import logging
+import os.path as osp
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .decoding import DecodeError, load_frames
+from .decoding import DecodeError, load_flow_folder, load_frames
 from .sampling import dense_indices, segment_indices
 
 
@@ -27,7 +28,8 @@ class VideoDataset(Dataset):
 
     def __init__(self, records, root, mode, transform, sampling='segment', num_segments=3,
                  new_length=1, clip_len=8, frame_interval=2, num_clips=1,
-                 img_format='img_{:05d}.jpg', seed=0, min_side=0, replace_bad=True):
+                 img_format='img_{:05d}.jpg', seed=0, min_side=0, replace_bad=True,
+                 modality='RGB', flow_format='flow_{}_{:05d}.jpg'):
         if mode not in ('train', 'val', 'test'):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
         if sampling not in ('segment', 'dense'):
@@ -46,6 +48,10 @@ class VideoDataset(Dataset):
         self.seed = seed
         self.min_side = min_side
         self.replace_bad = replace_bad
+        self.modality = modality
+        self.flow_format = flow_format
+        # frames loaded per segment: RGBDiff needs one more than the differences it stacks
+        self.segment_length = new_length + (1 if modality == 'RGBDiff' else 0)
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -65,20 +71,24 @@ class VideoDataset(Dataset):
 
     def frames_per_clip(self):
         if self.sampling == 'segment':
-            return self.num_segments * self.new_length
+            return self.num_segments * self.segment_length
         return self.clip_len
 
     def sample_indices(self, num_frames, rng):
         train = self.mode == 'train'
         if self.sampling == 'segment':
-            return segment_indices(num_frames, self.num_segments, self.new_length, train, rng)
+            return segment_indices(num_frames, self.num_segments, self.segment_length, train, rng)
         return dense_indices(num_frames, self.clip_len, self.frame_interval, self.num_clips,
                              train, rng)
 
     def _load(self, index, rng):
         record = self.records[index]
         indices = self.sample_indices(record.num_frames, rng)
-        frames = load_frames(self.root, record, indices, self.img_format, self.min_side)
+        if self.modality == 'Flow':
+            frames = load_flow_folder(osp.join(self.root, record.path), indices, self.flow_format,
+                                      self.min_side)
+        else:
+            frames = load_frames(self.root, record, indices, self.img_format, self.min_side)
         if self.mode != 'test':
             return self.transform(frames, rng)
         views = []

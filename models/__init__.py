@@ -24,11 +24,12 @@ def _depth(backbone):
 MODELS = {
     'tsn': (tuple(BACKBONES), lambda cfg: TSN(
         cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
-        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN)),
+        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
+        new_length=cfg.DATA.NEW_LENGTH)),
     'tsm': (RESNETS, lambda cfg: TSM(
         cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
-        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN,
-        shift_div=cfg.MODEL.TSM_SHIFT_DIV)),
+        dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
+        new_length=cfg.DATA.NEW_LENGTH, shift_div=cfg.MODEL.TSM_SHIFT_DIV)),
     'i3d': (RESNETS, lambda cfg: I3D(
         cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT)),
     'slowfast': (RESNETS, lambda cfg: SlowFast(
@@ -40,12 +41,18 @@ MODELS = {
 }
 
 
+SEGMENT_MODELS = ('tsn', 'tsm')
+
+
 def build_model(cfg, logger=None):
     """The model MODEL_NAME names, with MODEL.PRETRAINED weights if given."""
     name = cfg.MODEL_NAME.lower()
     if name not in MODELS:
         raise ModelConfigError(f"unknown MODEL_NAME {cfg.MODEL_NAME!r}; choose one of {sorted(MODELS)}")
     backbones, builder = MODELS[name]
+    if cfg.MODALITY != 'RGB' and name not in SEGMENT_MODELS:
+        raise ModelConfigError(f'MODALITY {cfg.MODALITY} is for the segment models '
+                               f'{list(SEGMENT_MODELS)}; {name} takes RGB')
     if cfg.BACKBONE.lower() not in backbones:
         raise ModelConfigError(f"BACKBONE {cfg.BACKBONE!r} does not fit MODEL_NAME {name!r}; "
                                f"choose one of {list(backbones)}")

@@ -42,8 +42,8 @@ class TemporalShift(nn.Module):
 
 class TSM(TSN):
     def __init__(self, num_classes, backbone='resnet50', consensus='avg', dropout=0.5,
-                 partial_bn=False, in_channels=3, shift_div=8):
-        super().__init__(num_classes, backbone, consensus, dropout, partial_bn, in_channels)
+                 partial_bn=False, modality='RGB', new_length=1, shift_div=8):
+        super().__init__(num_classes, backbone, consensus, dropout, partial_bn, modality, new_length)
         blocks = [m for m in self.backbone.modules() if isinstance(m, (BasicBlock, Bottleneck))]
         if not blocks:
             raise KeyError(f'TSM shifts inside residual blocks: use a ResNet BACKBONE, not {backbone!r}')
@@ -54,5 +54,5 @@ class TSM(TSN):
         # looked up on every pass, not cached: nn.DataParallel runs copies of these modules
         for module in self.backbone.modules():
             if isinstance(module, TemporalShift):
-                module.num_segments = x.shape[2]
+                module.num_segments = self.num_segments(x)
         return super().forward_features(x)

@@ -2,29 +2,37 @@
 
 A 2D backbone scores each sampled segment frame independently; a consensus (average) over
 the segments gives the video score. Input [N, C, T, H, W] (T segments), output [N, K].
+With MODALITY Flow or RGBDiff, each segment brings several frames, stacked as channels (see
+modality.py).
 """
 import torch.nn as nn
 
 from .backbones import build_backbone
 from .heads import ClassifierHead, segment_consensus
+from .modality import check_modality, frames_per_segment, input_channels, stack_segments
 
 
 class TSN(nn.Module):
     def __init__(self, num_classes, backbone='resnet18', consensus='avg', dropout=0.5,
-                 partial_bn=False, in_channels=3):
+                 partial_bn=False, modality='RGB', new_length=1):
         super().__init__()
         if consensus not in ('avg', 'max'):
             raise KeyError(f"unknown MODEL.CONSENSUS {consensus!r}; choose one of ['avg', 'max']")
-        self.backbone = build_backbone(backbone, num_classes=0, in_channels=in_channels)
+        check_modality(modality)
+        self.modality, self.new_length = modality, new_length
+        self.backbone = build_backbone(backbone, num_classes=0,
+                                       in_channels=input_channels(modality, new_length))
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout)
         self.consensus = consensus
         self.partial_bn = partial_bn
 
+    def num_segments(self, x):
+        return x.shape[2] // frames_per_segment(self.modality, self.new_length)
+
     def forward_features(self, x):
-        """[N, C, T, H, W] -> per-segment features [N, T, F]."""
-        n, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(n * t, c, h, w)
-        return self.backbone.forward_features(frames).view(n, t, -1)
+        """[N, C, T', H, W] -> per-segment features [N, T, F]."""
+        segments, t = stack_segments(x, self.modality, self.new_length)
+        return self.backbone.forward_features(segments).view(x.shape[0], t, -1)
 
     def forward_head(self, features):
         """[N, T, F] -> consensus of per-segment scores [N, K]."""

@@ -14,6 +14,8 @@ import torch
 
 from utils.checkpoint import load_checkpoint
 
+from .modality import cross_modality_weight, first_conv_key
+
 CLASSIFIER_PREFIXES = ('fc.', 'classifier.', 'last_linear.')
 
 
@@ -112,6 +114,11 @@ def load_backbone_state(module, state_dict, source='state dict'):
     own = module.state_dict()
     ignored = [k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES) and k not in own]
     state_dict = dict(state_dict)
+    first = first_conv_key(module)
+    if (first in state_dict and first in own and state_dict[first].shape[1] == 3
+            and own[first].shape[1] != 3 and state_dict[first].dim() == own[first].dim()):
+        # a Flow or RGBDiff network from RGB weights: cross-modality initialisation
+        state_dict[first] = cross_modality_weight(state_dict[first], own[first].shape[1])
     for key in own:
         prefix = key[:key.find('downsample.') + len('downsample.')] if 'downsample.' in key else None
         block = prefix and prefix[:-len('downsample.')]

@@ -81,7 +81,8 @@ def main(argv=None):
     split_dir, video_dir = locate(args.root, args.out)
     classes = class_names(split_dir)
     splits = {n: read_split(split_dir, video_dir, n, classes) for n in args.split}
-    build('hmdb51', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir)
+    build('hmdb51', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,
+          flow=args.flow)
 
 
 if __name__ == '__main__':

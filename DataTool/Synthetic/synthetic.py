@@ -24,10 +24,12 @@ from utils.progress import progress
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+from DataTool.common.flow import extract_flow, finished_flow_count, flow_algorithm_note  # noqa: E402
 from DataTool.common.frames import extract_frames, finished_frame_count  # noqa: E402
 from DataTool.common.metafile import write_class_index, write_metafile  # noqa: E402
 from DataTool.common.video_io import write_video  # noqa: E402
 from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
+from datasets.records import parse_metafile  # noqa: E402
 
 CONTAINERS = ('.mp4', '.avi', '.mkv', '.webm')
 SPLITS = ('train', 'val')
@@ -109,18 +111,46 @@ def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), f
     return {split: len(samples[split]['frames']) for split in SPLITS}
 
 
+def add_flow(out_dir, show_progress=True):
+    """Optical flow frames for every rendered video, in its frame folder, and the metafiles
+    MetafileSeq/{split}_split1_flow.txt (N frames give N - 1 flow fields). Resumable."""
+    meta_root = osp.join(out_dir, 'MetafileSeq')
+    for split in SPLITS:
+        frames = parse_metafile(osp.join(meta_root, f'{split}_split1.txt'))
+        videos = parse_metafile(osp.join(meta_root, f'{split}_split1_video.txt'))
+        rows = []
+        for record, video in progress(list(zip(frames, videos)), desc=f'synthetic {split} flow',
+                                      disable=not show_progress):
+            folder = osp.join(out_dir, 'VideoSeq', record.path)
+            count = finished_flow_count(folder)
+            if count is None:
+                count = extract_flow(osp.join(out_dir, 'VideoSeq', video.path), folder)
+            rows.append((record.path, count, record.label))
+        write_metafile(osp.join(meta_root, f'{split}_split1_flow.txt'), rows)
+
+
+def has_flow(out_dir):
+    return all(osp.isfile(osp.join(out_dir, 'MetafileSeq', f'{split}_split1_flow.txt'))
+               for split in SPLITS)
+
+
 def ensure_synthetic(cfg, logger=None):
-    """Render the synthetic set under DATASET.ROOT_PATH/synthetic on first use."""
+    """Render the synthetic set under DATASET.ROOT_PATH/synthetic on first use (and its
+    optical flow, the first time MODALITY is Flow)."""
     out_dir = osp.join(cfg.DATASET.ROOT_PATH, 'synthetic')
     per_class = tuple(cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS)
     frame_range = tuple(cfg.DATASET.SYNTHETIC_FRAMES)
-    if is_complete(out_dir, cfg.SEED, per_class, frame_range):
-        return out_dir
-    if logger:
-        logger.info('rendering the synthetic dataset into %s (first use)', out_dir)
-    counts = generate(out_dir, cfg.SEED, per_class, frame_range)
-    if logger:
-        logger.info('synthetic dataset ready: %s', counts)
+    if not is_complete(out_dir, cfg.SEED, per_class, frame_range):
+        if logger:
+            logger.info('rendering the synthetic dataset into %s (first use)', out_dir)
+        counts = generate(out_dir, cfg.SEED, per_class, frame_range)
+        if logger:
+            logger.info('synthetic dataset ready: %s', counts)
+    if cfg.MODALITY == 'Flow' and not has_flow(out_dir):
+        if logger:
+            logger.info('extracting optical flow of the synthetic set (first use); %s',
+                        flow_algorithm_note())
+        add_flow(out_dir)
     return out_dir
 
 
@@ -133,10 +163,14 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, nargs=2, default=(24, 40), metavar=('MIN', 'MAX'),
                         help='frames per video, drawn uniformly')
     parser.add_argument('--fps', type=int, default=16)
+    parser.add_argument('--flow', action='store_true', help='also extract optical flow frames')
     args = parser.parse_args(argv)
     if args.frames[0] < 1 or args.frames[0] > args.frames[1]:
         parser.error('--frames MIN MAX needs 1 <= MIN <= MAX')
     counts = generate(args.out, args.seed, args.videos_per_class, args.frames, args.fps)
+    if args.flow:
+        print(flow_algorithm_note())
+        add_flow(args.out)
     print(f"wrote {counts['train']} training and {counts['val']} validation videos to {args.out}")
 
 

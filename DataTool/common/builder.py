@@ -13,6 +13,8 @@ Written under `out`:
     dataset_split{N}.yaml                              the config keys that point train.py here
     skipped.txt                                        `<reason>\t<sample>\t<video>\t<detail>`
     frames/<name>/img_00001.jpg ...                    frames mode
+    frames/<name>/flow_x_00001.jpg, flow_y_...         --flow; listed in meta/*_flow.txt and
+                                                       described by dataset_split{N}_flow.yaml
     clips/<name>.mp4                                   video mode, time segments only
 """
 import argparse
@@ -28,6 +30,7 @@ from typing import Optional
 import yaml
 
 from DataTool.common.archives import ArchiveError
+from DataTool.common.flow import extract_flow, finished_flow_count, flow_algorithm_note
 from DataTool.common.frames import extract_frames, finished_frame_count, resize_short_side
 from DataTool.common.metafile import write_class_index, write_metafile
 from DataTool.common.video_io import write_video
@@ -64,10 +67,12 @@ class Outcome:
     num_frames: int = 0
     skip_reason: str = ''         # 'missing', 'unreadable' or 'empty'
     detail: str = ''
+    flow_frames: int = 0          # flow fields extracted (--flow), 0 = none
 
 
 # ---------------------------------------------------------------- one sample
-def _prepare_frames(sample, out, short_side):
+def _prepare_frames(sample, out, short_side, flow=False):
+    """(frame folder name, frames, flow fields): extracted now or by an earlier run."""
     frame_dir = osp.join(out, 'frames', sample.name)
     count = finished_frame_count(frame_dir)
     if count is None:
@@ -75,7 +80,14 @@ def _prepare_frames(sample, out, short_side):
                                start=sample.start, end=sample.end)
     if count == 0:
         shutil.rmtree(frame_dir, ignore_errors=True)
-    return sample.name, count
+        return sample.name, 0, 0
+    flow_count = 0
+    if flow:
+        flow_count = finished_flow_count(frame_dir)
+        if flow_count is None:
+            flow_count = extract_flow(sample.video, frame_dir, short_side=short_side,
+                                      start=sample.start, end=sample.end)
+    return sample.name, count, flow_count
 
 
 def _cut_clip(sample, out, short_side):
@@ -93,7 +105,7 @@ def _cut_clip(sample, out, short_side):
     return osp.relpath(clip, osp.join(out, 'clips')), clip
 
 
-def prepare_sample(sample, mode, out, short_side, video_root):
+def prepare_sample(sample, mode, out, short_side, video_root, flow=False):
     """Extract or count one sample; an Outcome either way (exceptions become skips)."""
     if not sample.video or not osp.isfile(sample.video):
         return Outcome(sample.name, skip_reason='missing', detail=sample.origin)
@@ -102,9 +114,10 @@ def prepare_sample(sample, mode, out, short_side, video_root):
     if sample.is_segment and sample.end <= sample.start:
         return Outcome(sample.name, skip_reason='empty',
                        detail=f'{sample.origin}: nothing left within the video duration')
+    flow_count = 0
     try:
         if mode == 'frames':
-            path, count = _prepare_frames(sample, out, short_side)
+            path, count, flow_count = _prepare_frames(sample, out, short_side, flow)
         elif sample.is_segment:
             path, clip = _cut_clip(sample, out, short_side)
             count = clip and count_video_frames(clip)
@@ -115,7 +128,7 @@ def prepare_sample(sample, mode, out, short_side, video_root):
         return Outcome(sample.name, skip_reason='unreadable', detail=f'{type(err).__name__}: {message}')
     if not count:
         return Outcome(sample.name, skip_reason='empty', detail='no decodable frame')
-    return Outcome(sample.name, path, int(count))
+    return Outcome(sample.name, path, int(count), flow_frames=int(flow_count))
 
 
 def _prepare_job(job):
@@ -146,7 +159,7 @@ def _read_count_cache(out):
 
 
 # ---------------------------------------------------------------- the whole dataset
-def run_samples(samples, mode, out, short_side, video_root, workers, desc):
+def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False):
     """Outcome per sample name, in parallel; finished work is reused."""
     cache = _read_count_cache(out) if mode == 'video' else {}
     outcomes, jobs = {}, []
@@ -157,7 +170,7 @@ def run_samples(samples, mode, out, short_side, video_root, workers, desc):
             outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root),
                                             cache[_file_key(sample.video)])
         else:
-            jobs.append((sample, mode, out, short_side, video_root))
+            jobs.append((sample, mode, out, short_side, video_root, flow))
     by_name = {sample.name: sample for sample in samples}
     with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
         def record(outcome):
@@ -201,36 +214,45 @@ def write_skip_report(path, samples, outcomes):
     return Counter(outcome.skip_reason for outcome, _ in skipped)
 
 
-def write_dataset_config(path, name, out, mode, split, num_classes, video_root):
-    """The config overrides that point train.py and evaluate.py at this output."""
+def write_dataset_config(path, name, out, mode, split, num_classes, video_root, suffix=''):
+    """The config overrides that point train.py and evaluate.py at this output (suffix
+    '_flow': at the flow metafiles, with MODALITY Flow)."""
     settings = {'DATASET': {
         'NAME': name,
         'INPUT_TYPE': mode,
         'VIDEO_SEQ_PATH': osp.abspath(osp.join(out, 'frames') if mode == 'frames' else video_root),
-        'TRAIN_META_PATH': osp.abspath(osp.join(out, 'meta', f'train_split{split}.txt')),
-        'VAL_META_PATH': osp.abspath(osp.join(out, 'meta', f'val_split{split}.txt')),
+        'TRAIN_META_PATH': osp.abspath(osp.join(out, 'meta', f'train_split{split}{suffix}.txt')),
+        'VAL_META_PATH': osp.abspath(osp.join(out, 'meta', f'val_split{split}{suffix}.txt')),
         'CLASS_NUM': num_classes,
     }}
+    if suffix == '_flow':
+        settings['MODALITY'] = 'Flow'
     with open(path, 'w', encoding='utf-8') as handle:
         handle.write(f'# Written by the {name} DataTool: use with --cfg next to a preset.\n')
         yaml.safe_dump(settings, handle, sort_keys=False)
 
 
 def build(name, out, splits, class_names, mode='frames', workers=1, short_side=256,
-          video_root=None):
+          video_root=None, flow=False):
     """Prepare every sample and write the metafiles; returns {split: {subset: count}}.
 
     splits: {N: {'train': [Sample], 'val': [Sample]}}. video_root: the folder the video-mode
     metafile paths are relative to (the dataset's video folder); segments go to out/clips.
+    flow: also extract optical flow (frames mode), listed in meta/{subset}_split{N}_flow.txt.
     """
     if mode not in ('frames', 'video'):
         raise ValueError(f"mode must be 'frames' or 'video', got {mode!r}")
+    if flow and mode != 'frames':
+        raise AnnotationError('--flow extracts flow frames: it needs --mode frames')
+    if flow:
+        print(flow_algorithm_note())
     os.makedirs(out, exist_ok=True)
     samples = _unique_samples(splits)
     if mode == 'video' and any(sample.is_segment for sample in samples):
         video_root = osp.join(out, 'clips')
     outcomes = run_samples(samples, mode, out, short_side, video_root, workers,
-                           desc=f'{name}: {"extracting frames" if mode == "frames" else "reading videos"}')
+                           desc=f'{name}: {"extracting frames" if mode == "frames" else "reading videos"}',
+                           flow=flow)
     skipped = write_skip_report(osp.join(out, 'skipped.txt'), samples, outcomes)
     meta = osp.join(out, 'meta')
     write_class_index(osp.join(meta, 'classInd.txt'), class_names)
@@ -245,8 +267,15 @@ def build(name, out, splits, class_names, mode='frames', workers=1, short_side=2
                                       f'({len(subsets[subset])} listed); see {out}/skipped.txt')
             write_metafile(osp.join(meta, f'{subset}_split{split}.txt'), rows)
             counts[split][subset] = len(rows)
+            if flow:
+                write_metafile(osp.join(meta, f'{subset}_split{split}_flow.txt'),
+                               [(outcomes[s.name].path, outcomes[s.name].flow_frames, s.label)
+                                for s in subsets[subset] if outcomes[s.name].flow_frames])
         write_dataset_config(osp.join(out, f'dataset_split{split}.yaml'), name, out, mode, split,
                              len(class_names), video_root)
+        if flow:
+            write_dataset_config(osp.join(out, f'dataset_split{split}_flow.yaml'), name, out,
+                                 mode, split, len(class_names), video_root, suffix='_flow')
     _print_summary(name, out, counts, skipped)
     return counts
 
@@ -280,6 +309,8 @@ def argument_parser(description, splits=(1,)):
                         help='parallel extraction processes')
     parser.add_argument('--short-side', type=int, default=256,
                         help='resize frames (and cut clips) to this short side; 0 keeps the size')
+    parser.add_argument('--flow', action='store_true',
+                        help='also extract optical flow (frames mode): flow_x/flow_y_00001.jpg')
     return parser
 
 
