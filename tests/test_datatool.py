@@ -248,3 +248,24 @@ def test_training_on_a_tool_output_with_a_preset(tmp_path, tool, build_layout, p
     assert saved['DATASET']['CLASS_NUM'] == 3 and saved['DATASET']['INPUT_TYPE'] == mode
     assert saved['DATASET']['FLIP'] == (preset.startswith('ucf101'))
     assert (exp / 'checkpoints' / 'best.pth').is_file() and (exp / 'eval' / 'report.json').is_file()
+
+
+def test_flow_extraction_writes_flow_metafiles_and_config(tmp_path):
+    layouts.custom(str(tmp_path / 'videos'), per_class=3)
+    out = str(tmp_path / 'out')
+    args = ['--root', str(tmp_path / 'videos'), '--out', out, '--val-ratio', '0.34',
+            '--workers', '1', '--short-side', '32', '--flow']
+    custom.main(args)
+    frames, flows = read_meta(out, 'train'), {r.path: r for r in parse_metafile(
+        osp.join(out, 'meta', 'train_split1_flow.txt'))}
+    assert set(frames) == set(flows) and len(flows) == 4
+    for path, record in flows.items():
+        assert record.num_frames == frames[path].num_frames - 1 == 7
+        folder = osp.join(out, 'frames', path)
+        assert len([f for f in os.listdir(folder) if f.startswith('flow_x_')]) == 7
+        assert cv2.imread(osp.join(folder, 'flow_y_00007.jpg'), cv2.IMREAD_UNCHANGED).shape == (32, 42)
+    config = yaml.safe_load(open(osp.join(out, 'dataset_split1_flow.yaml')))
+    assert config['MODALITY'] == 'Flow'
+    assert config['DATASET']['TRAIN_META_PATH'].endswith('train_split1_flow.txt')
+    with pytest.raises(Exception, match='--flow extracts flow frames: it needs --mode frames'):
+        custom.main(args + ['--mode', 'video'])
