@@ -16,7 +16,7 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
-                                     find_folder, run_tool)
+                                     find_class_folders, find_folder, run_tool)
 
 VIDEO_ARCHIVE = 'hmdb51_org'
 SPLIT_ARCHIVE = 'test_train_splits'
@@ -38,8 +38,7 @@ def locate(root, out):
         raise FileNotFoundError(f'HMDB51: no split files (*{SPLIT_SUFFIX.format(1)}) under '
                                 f'{root}: put {SPLIT_ARCHIVE}.rar or {SPLIT_FOLDER}/ there')
     classes = class_names(split_dir)
-    video_dir = find_folder([root, download], lambda folder, names: all(
-        osp.isdir(osp.join(folder, name)) for name in (classes[0], classes[-1])))
+    video_dir = find_class_folders([root, download], classes)
     if video_dir is None:
         raise FileNotFoundError(f'HMDB51: no video folders ({classes[0]}/ ... {classes[-1]}/) '
                                 f'under {root}: put {VIDEO_ARCHIVE}.rar there')

@@ -17,7 +17,7 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
-                                     find_folder, run_tool)
+                                     find_class_folders, find_folder, run_tool)
 
 VIDEO_ARCHIVE = 'UCF101'
 SPLIT_ARCHIVE = 'UCF101TrainTestSplits-RecognitionTask'
@@ -36,8 +36,7 @@ def locate(root, out):
         raise FileNotFoundError(f'UCF101: no classInd.txt under {root}: put {SPLIT_ARCHIVE}.zip '
                                 f'or ucfTrainTestlist/ there')
     classes = read_class_index(osp.join(list_dir, 'classInd.txt'))
-    video_dir = find_folder([root, download], lambda folder, names: all(
-        osp.isdir(osp.join(folder, name)) for name in (classes[0], classes[-1])))
+    video_dir = find_class_folders([root, download], classes)
     if video_dir is None:
         raise FileNotFoundError(f'UCF101: no video folders ({classes[0]}/ ... {classes[-1]}/) '
                                 f'under {root}: put {VIDEO_ARCHIVE}.rar or UCF-101/ there')

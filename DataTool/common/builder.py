@@ -336,6 +336,13 @@ def find_folder(bases, accept):
     return None
 
 
+def find_class_folders(bases, classes):
+    """The folder under `bases` holding one sub-folder per class (checked on the first and last
+    class name), else None."""
+    return find_folder(bases, lambda folder, names: all(
+        osp.isdir(osp.join(folder, name)) for name in (classes[0], classes[-1])))
+
+
 def find_video(index, *stems):
     """The first of `stems` that names a video in `index` ({lowercase stem: path}), else None."""
     for stem in stems:

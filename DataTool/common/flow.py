@@ -14,7 +14,7 @@ import numpy as np
 
 from datasets.video_reader import decode_frames
 
-from .frames import resize_short_side
+from .frames import read_done_marker, resize_short_side, write_done_marker
 
 BOUND = 20.0
 FLOW_DONE_MARKER = '.flow_done'
@@ -72,15 +72,10 @@ def extract_flow(video_path, out_dir, flow_format='flow_{}_{:05d}.jpg', short_si
                                    [cv2.IMWRITE_JPEG_QUALITY, quality]):
                     raise OSError(f'cannot write flow frame {target}')
         previous = frame
-    with open(osp.join(out_dir, FLOW_DONE_MARKER), 'w', encoding='utf-8') as handle:
-        handle.write(str(count))
+    write_done_marker(out_dir, FLOW_DONE_MARKER, count)
     return count
 
 
 def finished_flow_count(out_dir):
     """Flow-field count of a folder extract_flow completed, else None."""
-    marker = osp.join(out_dir, FLOW_DONE_MARKER)
-    if not osp.isfile(marker):
-        return None
-    with open(marker, encoding='utf-8') as handle:
-        return int(handle.read().strip() or 0)
+    return read_done_marker(out_dir, FLOW_DONE_MARKER)

@@ -38,15 +38,25 @@ def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95,
         target = osp.join(out_dir, img_format.format(count))
         if not cv2.imwrite(target, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError(f'cannot write frame {target}')
-    with open(osp.join(out_dir, DONE_MARKER), 'w', encoding='utf-8') as handle:
-        handle.write(str(count))
+    write_done_marker(out_dir, DONE_MARKER, count)
     return count
 
 
 def finished_frame_count(out_dir):
     """Frame count of a folder extract_frames completed, else None (resumable extraction)."""
-    marker = osp.join(out_dir, DONE_MARKER)
-    if not osp.isfile(marker):
+    return read_done_marker(out_dir, DONE_MARKER)
+
+
+def write_done_marker(out_dir, marker, count):
+    """Record that an extraction into `out_dir` finished with `count` images; written last."""
+    with open(osp.join(out_dir, marker), 'w', encoding='utf-8') as handle:
+        handle.write(str(count))
+
+
+def read_done_marker(out_dir, marker):
+    """The count write_done_marker recorded in `out_dir`, else None (not finished)."""
+    path = osp.join(out_dir, marker)
+    if not osp.isfile(path):
         return None
-    with open(marker, encoding='utf-8') as handle:
+    with open(path, encoding='utf-8') as handle:
         return int(handle.read().strip() or 0)
