@@ -33,6 +33,12 @@ def cfg():
     config.reset()
 
 
+def run_main(module, overrides, extra_args=()):
+    """module.main (train, evaluate, ...) in this process, on a config reset to its defaults."""
+    config.reset()
+    return module.main(list(extra_args) + overrides)
+
+
 def tiny_overrides(root, snapshot, **extra):
     """KEY VALUE list for a fast CPU run on the tiny set."""
     values = {

@@ -14,7 +14,7 @@ import torch
 import config
 import evaluate
 import train
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_main, tiny_overrides
 from datasets.loaders import EpochShuffleSampler
 from utils.distributed import free_port
 from utils.stopping import parse_fault
@@ -119,8 +119,7 @@ def test_two_process_ddp_trains_in_sync_and_evaluates_like_one_process(tiny_root
     distributed_scores = np.load(osp.join(eval_dir, 'scores.npz'))['scores']
     assert distributed['processes'] == 2 and distributed['num_videos'] == 15
 
-    config.reset()
-    assert evaluate.main(overrides) == 0
+    assert run_main(evaluate, overrides) == 0
     with open(osp.join(eval_dir, 'report.json'), encoding='utf-8') as handle:
         single = json.load(handle)
     assert single['processes'] == 1 and single['num_videos'] == 15
@@ -168,8 +167,7 @@ def test_sigterm_on_rank_0_saves_the_step_reached_and_all_processes_stop(tiny_ro
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_root, tmp_path, monkeypatch):
     reference = tmp_path / 'straight'
-    config.reset()
-    assert train.main(tiny_overrides(tiny_root, reference, **SMALL)) == 0
+    assert run_main(train, tiny_overrides(tiny_root, reference, **SMALL)) == 0
 
     interrupted = tmp_path / 'interrupted'
     overrides = tiny_overrides(tiny_root, interrupted, **SMALL)
@@ -184,8 +182,7 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_root, tm
     assert (last['epoch'], last['step']) == (1, 3)
 
     monkeypatch.delenv('DLAC_FAULT_INJECT')
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     ours = torch.load(osp.join(experiment(interrupted), 'checkpoints', 'last.pth'), weights_only=True)
     theirs = torch.load(osp.join(experiment(reference), 'checkpoints', 'last.pth'), weights_only=True)
     for key, value in theirs['model'].items():

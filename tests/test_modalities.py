@@ -12,7 +12,7 @@ import torch
 import config
 import evaluate
 import train
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_main, tiny_overrides
 from datasets import build_dataset
 from datasets.transforms import GroupMultiScaleCrop, GroupTenCrop
 from DataTool.common.flow import BOUND, dequantize_flow, extract_flow, flow_algorithm
@@ -127,8 +127,7 @@ def test_fusion_refuses_files_of_other_videos(tmp_path):
 def test_flow_and_rgbdiff_tsn_train_on_the_synthetic_set(tiny_root, tmp_path, modality, channels):
     overrides = tiny_overrides(tiny_root, tmp_path, **{
         'MODALITY': modality, 'TRAIN.EPOCHS': 1, 'DATA.NUM_SEGMENTS': 3, 'DATA.NEW_LENGTH': 3})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     folder = osp.join(str(tmp_path), 'ar_output', 'tsn', 'synthetic_rgb_resnet18')
     state = torch.load(osp.join(folder, 'checkpoints', 'last.pth'), weights_only=True)
     assert state['model']['backbone.conv1.weight'].shape[1] == channels
@@ -149,10 +148,8 @@ def test_fusing_rgb_and_flow_beats_the_weaker_stream(tmp_path):
             'MODALITY': modality, 'EXP_TAG': modality.lower(), 'TRAIN.EPOCHS': 5,
             'TRAIN.LR_STEPS': [4], 'DATA.NUM_SEGMENTS': 3, 'DATA.NEW_LENGTH': 3,
             'DATASET.SYNTHETIC_VIDEOS_PER_CLASS': per_class})
-        config.reset()
-        assert train.main(overrides) == 0
-        config.reset()
-        assert evaluate.main(overrides) == 0
+        assert run_main(train, overrides) == 0
+        assert run_main(evaluate, overrides) == 0
         folder = osp.join(str(tmp_path), 'ar_output', 'tsn', modality.lower(), 'eval')
         with open(osp.join(folder, 'report.json')) as handle:
             streams[modality] = (json.load(handle)['top1'], osp.join(folder, 'scores.npz'))

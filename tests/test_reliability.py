@@ -18,7 +18,7 @@ import torch
 import config
 import evaluate
 import train
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_main, tiny_overrides
 from datasets import MetafileError, build_dataset, check_data
 from utils import checkpoint
 from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic, tensor_checksum
@@ -95,8 +95,7 @@ def test_unreadable_training_samples_are_replaced_logged_and_counted(tiny_root, 
     folders = damage_three_training_samples(root)
     overrides = tiny_overrides(root, tmp_path, **{'TRAIN.EPOCHS': 1,
                                                   'DATASET.MAX_BAD_FRACTION': 0.2})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     log = train_log(tmp_path)
     for folder in folders:
         assert f'unreadable sample {osp.relpath(folder, root / "synthetic" / "VideoSeq")}' in log
@@ -111,8 +110,7 @@ def test_unreadable_training_samples_are_replaced_logged_and_counted(tiny_root, 
 def test_too_many_unreadable_samples_stop_with_exit_2_and_the_list(tiny_root, tmp_path):
     root = copy_dataset(tiny_root, tmp_path)
     overrides = tiny_overrides(root, tmp_path, **{'TRAIN.EPOCHS': 1})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
     before = open(last, 'rb').read()
     folders = damage_three_training_samples(root)
@@ -129,13 +127,11 @@ def test_too_many_unreadable_samples_stop_with_exit_2_and_the_list(tiny_root, tm
 def test_evaluation_leaves_unreadable_videos_out_and_says_so(tiny_root, tmp_path):
     root = copy_dataset(tiny_root, tmp_path)
     overrides = tiny_overrides(root, tmp_path, **{'TRAIN.EPOCHS': 1})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     bad = frame_folder(root, 'val', 3)
     for jpeg in bad.glob('*.jpg'):
         jpeg.write_bytes(b'garbage')
-    config.reset()
-    assert evaluate.main(overrides) == 0
+    assert run_main(evaluate, overrides) == 0
     with open(osp.join(exp_folder(tmp_path), 'eval', 'report.json')) as handle:
         report = json.load(handle)
     assert report['num_videos'] == 15 and report['num_unreadable'] == 1
@@ -194,8 +190,7 @@ def test_a_save_that_fails_mid_write_keeps_the_previous_file(tmp_path, monkeypat
 @pytest.mark.slow
 def test_training_on_a_full_disk_exits_2_and_keeps_last_pth(tiny_root, tmp_path, monkeypatch):
     overrides = tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 1})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
     real_save = torch.save
 
@@ -206,8 +201,7 @@ def test_training_on_a_full_disk_exits_2_and_keeps_last_pth(tiny_root, tmp_path,
         real_save(state, handle)
 
     monkeypatch.setattr(checkpoint.torch, 'save', full_disk)
-    config.reset()
-    assert train.main(tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 2})) == 2
+    assert run_main(train, tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 2})) == 2
     assert load_checkpoint(last)['epoch'] == 1
 
 
@@ -226,14 +220,12 @@ def test_damaged_weights_fail_the_checksum(tmp_path):
 @pytest.mark.slow
 def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_damaged(tiny_root, tmp_path):
     overrides = tiny_overrides(tiny_root, tmp_path)           # 2 epochs
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
     assert epochs_of(last) == 2 and epochs_of(last + '.prev') == 1
     with open(last, 'r+b') as handle:                          # truncated: a crash mid-copy
         handle.truncate(os.path.getsize(last) // 2)
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     log = train_log(tmp_path)
     assert 'resuming from the previous checkpoint' in log and '1 of 2 epochs done' in log
     assert epochs_of(last) == 2
@@ -261,8 +253,7 @@ def test_a_pickle_that_would_run_code_is_refused(tiny_root, tmp_path):
 @pytest.mark.slow
 def test_a_diverging_loss_is_skipped_then_stops_with_exit_2(tiny_root, tmp_path):
     overrides = tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 1})
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
     diverging = tiny_overrides(tiny_root, tmp_path, **{
         'TRAIN.EPOCHS': 2, 'TRAIN.BASE_LR': 1e38, 'TRAIN.CLIP_GRAD': 0.0,
@@ -283,8 +274,7 @@ def test_a_diverging_loss_is_skipped_then_stops_with_exit_2(tiny_root, tmp_path)
 def test_sigterm_saves_exits_0_and_resuming_gives_the_same_losses(tiny_root, tmp_path):
     settings = {'TRAIN.EPOCHS': 2, 'TRAIN.LR_STEPS': [1], 'TRAIN.PRINT_FREQ': 1}
     reference = tmp_path / 'straight'
-    config.reset()
-    assert train.main(tiny_overrides(tiny_root, reference, **settings)) == 0
+    assert run_main(train, tiny_overrides(tiny_root, reference, **settings)) == 0
 
     snapshot = tmp_path / 'killed'
     overrides = tiny_overrides(tiny_root, snapshot, **settings)
@@ -302,8 +292,7 @@ def test_sigterm_saves_exits_0_and_resuming_gives_the_same_losses(tiny_root, tmp
     state = load_checkpoint(osp.join(exp_folder(snapshot), 'checkpoints', 'last.pth'))
     assert state['epoch'] == 1 and state['step'] >= 1            # mid-epoch 2
 
-    config.reset()
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     policies = []
     for folder in (snapshot, reference):
         with open(osp.join(exp_folder(folder), 'training_policy.json')) as handle:
@@ -316,8 +305,7 @@ def test_sigterm_saves_exits_0_and_resuming_gives_the_same_losses(tiny_root, tmp
 # ---------------------------------------------------------------- 6. arguments
 @pytest.mark.slow
 def test_a_checkpoint_of_another_class_count_is_explained(tiny_root, tmp_path):
-    config.reset()
-    assert train.main(tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 1})) == 0
+    assert run_main(train, tiny_overrides(tiny_root, tmp_path, **{'TRAIN.EPOCHS': 1})) == 0
     fewer = tiny_overrides(tiny_root, tmp_path, **{'DATASET.CLASS_NUM': 10, 'TRAIN.EPOCHS': 2})
     for script in ('train.py', 'evaluate.py'):
         result = run(script, fewer, timeout=300)

@@ -10,17 +10,11 @@ import pytest
 import torch
 import yaml
 
-import config
 import evaluate
 import train
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_main, tiny_overrides
 
 pytestmark = pytest.mark.slow
-
-
-def run_main(module, overrides, extra_args=()):
-    config.reset()
-    return module.main(list(extra_args) + overrides)
 
 
 def exp_folder(snapshot):
