@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import config
 import evaluate
 import train
 from conftest import ROOT, run_main, tiny_overrides
@@ -173,9 +172,8 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_root, tm
     overrides = tiny_overrides(tiny_root, interrupted, **SMALL)
     monkeypatch.setenv('DLAC_FAULT_INJECT', 'sigterm:0:2:3')
     handler_before = signal.getsignal(signal.SIGTERM)
-    config.reset()
     with pytest.raises(SystemExit) as stop:
-        train.main(overrides)
+        run_main(train, overrides)
     assert stop.value.code == 0
     assert signal.getsignal(signal.SIGTERM) == handler_before      # handler restored
     last = torch.load(osp.join(experiment(interrupted), 'checkpoints', 'last.pth'), weights_only=True)
@@ -195,9 +193,8 @@ def test_sigterm_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_root, tm
 def test_use_distributed_forces_a_one_process_group_outside_torchrun(tiny_root, tmp_path, monkeypatch):
     for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(name, raising=False)
-    config.reset()
     overrides = tiny_overrides(tiny_root, tmp_path, **dict(SMALL, **{'TRAIN.EPOCHS': 1, 'USE_DISTRIBUTED': True}))
-    assert train.main(overrides) == 0
+    assert run_main(train, overrides) == 0
     assert not torch.distributed.is_initialized()             # the group is closed again
     assert 'DDP: 1 processes, gloo backend' in read_log(tmp_path)
     assert read_policy(tmp_path)['replica_max_abs_diff'] == 0.0
