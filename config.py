@@ -116,6 +116,9 @@ __C.TRAIN.AMP = False               # autocast the forward pass to AMP_DTYPE (CP
 __C.TRAIN.AMP_DTYPE = 'bfloat16'    # 'bfloat16' or 'float16' (float16 adds loss scaling; GPU)
 __C.TRAIN.CHANNELS_LAST = False     # channels-last weights and inputs (faster convs on GPUs)
 __C.TRAIN.COMPILE = False           # torch.compile the model (slow first steps, then faster)
+__C.TRAIN.DETERMINISTIC = False     # deterministic cuDNN and torch kernels: what "a resumed run
+                                    # gives the same losses" needs on a GPU (slower); the CPU
+                                    # is deterministic without it
 
 # ---------------------------------------------------------------- validation / test
 __C.VAL = EasyDict()

@@ -17,9 +17,9 @@ import numpy as np
 
 from config import build_parser, exp_dir, parse_config
 from datasets import DataLoadingError, build_dataset, build_loader, build_normalizer, check_data
-from utils.acceleration import autocast, to_channels_last
+from utils.acceleration import runnable_model, to_channels_last
 from utils.cli import run_entry_point
-from utils.device import place_model, set_cpu_threads
+from utils.device import set_cpu_threads
 from utils.distributed import cleanup, init_distributed
 from utils.fusion import FusionError, fuse
 from utils.inference import collect_scores_everywhere
@@ -72,7 +72,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     model, state = load_model(cfg, checkpoint_path, logger)
     if cfg.TRAIN.CHANNELS_LAST:
         to_channels_last(model)
-    model = model.to(ctx.device) if ctx.distributed else place_model(model, cfg, ctx.device)
+    model = runnable_model(model.to(ctx.device), cfg, ctx, logger, ddp=False)
 
     dataset = build_dataset(cfg, 'test')
     loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank)
@@ -83,7 +83,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     logger.info('evaluating %d videos of %s with %s%s', len(dataset), cfg.DATASET.VAL_META_PATH,
                 view_text, f' on {ctx.world_size} processes' if ctx.world_size > 1 else '')
     collected = collect_scores_everywhere(model, loader, build_normalizer(cfg, ctx.device), ctx,
-                                          desc='evaluate', autocast=lambda: autocast(cfg, ctx.device))
+                                          desc='evaluate')
     if collected is None:
         return None
     scores, labels, indices, unreadable = collected

@@ -18,13 +18,14 @@ from tensorboardX import SummaryWriter
 from config import build_parser, exp_dir, parse_config, save_config, to_plain
 from datasets import build_dataset, build_loader, build_normalizer, check_data
 from models import WeightsError, build_model
-from utils.acceleration import autocast, grad_scaler, maybe_compile, to_channels_last
+from utils.acceleration import (check_acceleration, grad_scaler, runnable_model, set_determinism,
+                                to_channels_last, with_autocast)
 from utils.checkpoint import load_checkpoint, load_resume_checkpoint, save_atomic, tensor_checksum
 from utils.cli import run_entry_point
-from utils.device import place_model, set_cpu_threads
+from utils.device import set_cpu_threads
 from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup, gather_to_main,
                                init_distributed, replica_max_abs_diff, restart_count, sum_across,
-                               sync_batch_norm, wrap_model)
+                               sync_batch_norm)
 from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.lr_schedule import multistep_lr, set_lr
@@ -59,11 +60,13 @@ def step_seed(seed, epoch, step, rank):
 
 
 class StepHealth:
-    """Across steps: how many in a row had a NaN/inf loss (they are skipped)."""
+    """Across steps: how many in a row were skipped (a NaN/inf loss, or inf/NaN gradients
+    that the float16 loss scaler refused), and how many this epoch."""
 
     def __init__(self, max_bad_steps):
         self.max_bad_steps = max_bad_steps
         self.in_a_row = 0
+        self.skipped = 0
 
 
 def agree(values, ctx):
@@ -72,16 +75,29 @@ def agree(values, ctx):
     return sum_across(values, ctx) if ctx.distributed else values
 
 
+def apply_step(optimizer, scaler):
+    """The optimizer step, through the loss scaler when it is on. False when the scaler
+    skipped the step because the gradients held inf/NaN (it then lowers its scale)."""
+    if not scaler.is_enabled():
+        optimizer.step()
+        return True
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return scaler.get_scale() >= scale
+
+
 def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
                     start_step=0, totals=None, stop=None, scaler=None, bad_samples=None,
                     health=None):
     """One pass over this process's shard of the training set, from `start_step` on (a resumed
     epoch). `totals` are the epoch's [loss sum, correct sum, clips] so far over all processes.
+    `scaler` is the run's GradScaler (built once per run, saved in last.pth).
     Returns the epoch's mean loss and top1 over all processes and the steps this one took.
     Raises TrainingStopped at the first step boundary after a stop signal, TrainingDiverged
-    after TRAIN.MAX_BAD_STEPS steps in a row with a NaN/inf loss (skipped, not applied), and
-    TooManyBadSamples (from `bad_samples`, a BadSampleTracker) when too many samples are
-    unreadable."""
+    after TRAIN.MAX_BAD_STEPS skipped steps in a row (a NaN/inf loss, or gradients the loss
+    scaler refused; nothing is applied), and TooManyBadSamples (from `bad_samples`, a
+    BadSampleTracker) when too many samples are unreadable."""
     model.train()
     normalize = build_normalizer(cfg, device)
     scaler = scaler or grad_scaler(cfg, device)
@@ -99,9 +115,8 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         new_bad = bad_samples.new_in_batch(bad[0]) if bad_samples is not None and bad else 0
         torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
         clips, labels = normalize(clips), labels.to(device, non_blocking=True)
-        with autocast(cfg, device):
-            logits = model(clips)
-            loss = criterion(logits, labels)
+        logits = model(clips)           # float32 logits, AMP or not (AutocastForward)
+        loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if scaler.is_enabled():
@@ -115,11 +130,15 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         if bad_samples is not None:
             bad_samples.add_count(bad_count)
         if any_nonfinite:
-            skip_step(optimizer, scaler, health, loader.dataset, indices, loss, epoch, step, logger)
+            skip_step(optimizer, health, loader.dataset, indices, epoch, step, logger,
+                      f'loss {loss.item():.4g} (NaN/inf on this or another process)',
+                      update_scaler=scaler)
+        elif not apply_step(optimizer, scaler):
+            skip_step(optimizer, health, loader.dataset, indices, epoch, step, logger,
+                      f'inf/NaN gradients at loss scale {scaler.get_scale() * 2:g} (the float16 '
+                      f'loss scaler skipped it and halved the scale)')
         else:
             health.in_a_row = 0
-            scaler.step(optimizer)
-            scaler.update()
             batch = labels.shape[0]
             correct = topk_correct(logits.detach(), labels, ks=(1,))[0]
             local = [local[0] + loss.item() * batch, local[1] + correct, local[2] + batch]
@@ -149,23 +168,26 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
     return epoch_totals[0] / count, epoch_totals[1] * 100.0 / count, len(loader)
 
 
-def skip_step(optimizer, scaler, health, dataset, indices, loss, epoch, step, logger):
-    """A step whose loss (or gradient) is NaN/inf on some process: nothing is applied. Logs
-    the batch's samples; raises TrainingDiverged after TRAIN.MAX_BAD_STEPS in a row."""
+def skip_step(optimizer, health, dataset, indices, epoch, step, logger, reason,
+              update_scaler=None):
+    """A step that is not applied (`reason` says why); it counts neither in the loss nor in
+    top1. Logs the batch's samples; raises TrainingDiverged after TRAIN.MAX_BAD_STEPS in a
+    row. `update_scaler`: a loss scaler that was not stepped, updated so it lowers its scale
+    if it saw inf gradients."""
     optimizer.zero_grad(set_to_none=True)
-    if scaler.is_enabled():
-        scaler.update()
+    if update_scaler is not None and update_scaler.is_enabled():
+        update_scaler.update()
     health.in_a_row += 1
+    health.skipped += 1
     samples = [dataset.describe(int(i)) for i in indices.tolist()]
-    logger.warning('epoch %d step %d: loss %s (NaN/inf on this or another process); step '
-                   'skipped (%d in a row). Samples of this batch: %s', epoch + 1, step + 1,
-                   f'{loss.item():.4g}', health.in_a_row, '; '.join(samples))
+    logger.warning('epoch %d step %d: %s; step skipped (%d in a row). Samples of this batch: %s',
+                   epoch + 1, step + 1, reason, health.in_a_row, '; '.join(samples))
     if health.in_a_row >= health.max_bad_steps:
         raise TrainingDiverged(
-            f'epoch {epoch + 1} step {step + 1}: the loss was NaN or inf for {health.in_a_row} '
-            f'steps in a row (TRAIN.MAX_BAD_STEPS), so training stopped without saving: the last '
-            f'checkpoint is the last good state. Lower TRAIN.BASE_LR, keep TRAIN.CLIP_GRAD on, or '
-            f'check the samples logged in train.log')
+            f'epoch {epoch + 1} step {step + 1}: {health.in_a_row} steps in a row were skipped '
+            f'(TRAIN.MAX_BAD_STEPS), the last for {reason}, so training stopped without saving: '
+            f'the last checkpoint is the last good state. Lower TRAIN.BASE_LR, keep '
+            f'TRAIN.CLIP_GRAD on, or check the samples logged in train.log')
 
 
 def add_totals(previous, new):
@@ -173,9 +195,10 @@ def add_totals(previous, new):
 
 
 def validate(model, loader, device, cfg, ctx=DistContext()):
-    """Metrics over the whole validation set on the main process (None on the others)."""
+    """Metrics over the whole validation set on the main process (None on the others).
+    `model`: the bare model (AutocastForward around it with AMP), not DDP's wrapper."""
     collected = collect_scores_everywhere(model, loader, build_normalizer(cfg, device), ctx,
-                                          desc='validate', autocast=lambda: autocast(cfg, device))
+                                          desc='validate')
     if collected is None:
         return None
     scores, labels, _, unreadable = collected
@@ -184,9 +207,10 @@ def validate(model, loader, device, cfg, ctx=DistContext()):
     return metrics
 
 
-def resume_state(cfg, model, optimizer, checkpoint_dir, logger, ctx):
+def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx):
     """Where to start from TRAIN.RESUME ('auto' = last.pth if present): a dict with epoch,
-    step (within that epoch), totals (of that epoch so far), best_top1 and history."""
+    step (within that epoch), totals (of that epoch so far), best_top1 and history. Restores
+    the model, the optimizer and the loss scaler in place."""
     fresh = {'epoch': 0, 'step': 0, 'totals': None, 'best_top1': None, 'history': []}
     path = cfg.TRAIN.RESUME
     if path == 'auto':
@@ -208,6 +232,8 @@ def resume_state(cfg, model, optimizer, checkpoint_dir, logger, ctx):
     try:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
+        if scaler.is_enabled() and state.get('scaler'):
+            scaler.load_state_dict(state['scaler'])
     except (RuntimeError, ValueError, KeyError) as err:
         raise WeightsError(f'{path} does not fit this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, '
                            f'{cfg.DATASET.CLASS_NUM} classes): {str(err).splitlines()[0]}. '
@@ -245,20 +271,25 @@ def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
     os.replace(tmp_path, path)
 
 
-def save_last(path, model, optimizer, cfg, ctx, epoch, best_top1, history, step=0, totals=None):
+def save_last(path, model, optimizer, scaler, cfg, ctx, epoch, best_top1, history, step=0,
+              totals=None):
     """last.pth: everything to continue, at an epoch's end (step 0) or after `step` steps of
     epoch `epoch` + 1 (a stop signal). The file it replaces is kept as last.pth.prev, and a
     checksum of the weights is checked when resuming."""
     weights = model.state_dict()
     save_atomic({'model': weights, 'checksum': tensor_checksum(weights),
-                 'optimizer': optimizer.state_dict(), 'epoch': epoch, 'step': step,
+                 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
+                 'epoch': epoch, 'step': step,
                  'epoch_totals': totals, 'world_size': ctx.world_size, 'best_top1': best_top1,
                  'history': history, 'config': to_plain(cfg)}, path, keep_previous=True)
 
 
 def prepare_data(cfg, ctx, logger):
-    """The main process renders the synthetic set if needed while the others wait."""
-    if cfg.DATASET.NAME == 'synthetic' and ctx.is_main:
+    """Render the synthetic set if needed. Every process asks; a file lock lets the first one
+    render while the others wait on the lock, not in a collective (whose timeout, 10 minutes
+    with NCCL, rendering could outlast), and each node renders its own copy if its disk is
+    not shared."""
+    if cfg.DATASET.NAME == 'synthetic':
         from DataTool.Synthetic.synthetic import ensure_synthetic
         ensure_synthetic(cfg, logger)
     barrier(ctx)
@@ -279,7 +310,9 @@ def train_model(cfg, ctx):
     if ctx.is_main:
         os.makedirs(checkpoint_dir, exist_ok=True)
     logger = setup_logger(osp.join(out_dir, 'log'), filename='train.log', rank=ctx.rank)
+    check_acceleration(cfg, ctx)
     set_cpu_threads(cfg.NUM_THREADS)
+    set_determinism(cfg)
     torch.manual_seed(cfg.SEED)
     prepare_data(cfg, ctx, logger)
     check_data(cfg)
@@ -303,9 +336,10 @@ def train_model(cfg, ctx):
     if cfg.TRAIN.CHANNELS_LAST:
         to_channels_last(bare)
     optimizer = build_optimizer(bare, cfg, cfg.TRAIN.BASE_LR * lr_scale)
-    start = resume_state(cfg, bare, optimizer, checkpoint_dir, logger, ctx)
-    model = wrap_model(bare, ctx) if ctx.distributed else place_model(bare, cfg, ctx.device)
-    model = maybe_compile(model, cfg, logger)
+    scaler = grad_scaler(cfg, ctx.device)
+    start = resume_state(cfg, bare, optimizer, scaler, checkpoint_dir, logger, ctx)
+    model = runnable_model(bare, cfg, ctx, logger)
+    eval_model = with_autocast(bare, cfg, ctx.device)
     best_top1, history = start['best_top1'], start['history']
     logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, ctx.device,
                 sum(p.numel() for p in bare.parameters()) / 1e6)
@@ -336,21 +370,22 @@ def train_model(cfg, ctx):
                 train_loader.sampler.set_epoch(epoch)
                 train_loader.sampler.skip(first_step * cfg.TRAIN.BASE_BATCH_SIZE)
                 bad_samples.start_epoch(epoch)
+                health.skipped = 0
                 try:
                     train_loss, train_top1, steps = train_one_epoch(
                         model, train_loader, optimizer, ctx.device, cfg, epoch, writer, logger,
                         ctx=ctx, start_step=first_step, totals=start['totals'] if resumed else None,
-                        stop=stop, bad_samples=bad_samples, health=health)
+                        stop=stop, scaler=scaler, bad_samples=bad_samples, health=health)
                 except TrainingStopped as stopped:
                     if ctx.is_main:
-                        save_last(last_path, bare, optimizer, cfg, ctx, epoch, best_top1, history,
-                                  step=stopped.step, totals=stopped.totals)
+                        save_last(last_path, bare, optimizer, scaler, cfg, ctx, epoch, best_top1,
+                                  history, step=stopped.step, totals=stopped.totals)
                         logger.warning('%s: saved %s at step %d of epoch %d; run the same command '
                                        'to continue', stopped, last_path, stopped.step, epoch + 1)
                     raise SystemExit(0) from None
                 record = {'epoch': epoch + 1, 'lr': lr, 'train_loss': train_loss,
                           'train_top1': train_top1, 'val_top1': None, 'val_top5': None,
-                          'replaced_samples': bad_samples.total}
+                          'replaced_samples': bad_samples.total, 'skipped_steps': health.skipped}
                 if bad_samples.total:
                     logger.warning('epoch %d: %d unreadable training samples were replaced by '
                                    'others (each is named above)', epoch + 1, bad_samples.total)
@@ -359,7 +394,7 @@ def train_model(cfg, ctx):
                 last_epoch = epoch + 1 == cfg.TRAIN.EPOCHS
                 if (epoch + 1) % cfg.TRAIN.EVAL_FREQ == 0 or last_epoch:
                     broadcast_buffers(bare, ctx)
-                    metrics = validate(bare, val_loader, ctx.device, cfg, ctx)
+                    metrics = validate(eval_model, val_loader, ctx.device, cfg, ctx)
                     if metrics is not None:
                         record.update(val_top1=metrics['top1'], val_top5=metrics['top5'],
                                       val_mean_class_accuracy=metrics['mean_class_accuracy'],
@@ -386,16 +421,15 @@ def train_model(cfg, ctx):
                     save_atomic({'model': bare.state_dict(), 'epoch': epoch + 1,
                                  'top1': best_top1, 'config': to_plain(cfg)},
                                 osp.join(checkpoint_dir, 'best.pth'))
-                save_last(last_path, bare, optimizer, cfg, ctx, epoch + 1, best_top1, history)
+                save_last(last_path, bare, optimizer, scaler, cfg, ctx, epoch + 1, best_top1, history)
                 write_policy(osp.join(out_dir, 'training_policy.json'), cfg, history, ctx, lr_scale)
                 save_curves_png(history, osp.join(out_dir, 'curves.png'))
                 logger.info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
                             lr, ', new best' if is_best else '')
     finally:
         writer.close()
-    if ctx.distributed:
-        broadcast_buffers(bare, ctx)
-        difference = replica_max_abs_diff(bare, ctx)
+    difference = replica_max_abs_diff(bare, ctx)      # before anything copies rank 0's state
+    if difference is not None:
         logger.info('the %d replicas end with the same weights: largest difference %g',
                     ctx.world_size, difference)
         if ctx.is_main and history:

@@ -14,7 +14,13 @@ if [ ! -x .venv/bin/python ]; then
   "$base_python" -m venv --system-site-packages .venv
 fi
 py=.venv/bin/python
-pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+# pip's own exit status decides (pipefail); the grep only hides a harmless notice about
+# package index folders that this machine's pip configuration names but does not have.
+pip_install() {
+  "$py" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; } \
+    || { echo "[setup] failed: pip install $*" >&2; exit 1; }
+}
 
 if "$py" -c "import torch" 2>/dev/null; then
   echo "[setup] using the installed torch $("$py" -c 'import torch; print(torch.__version__)')"
@@ -29,4 +35,8 @@ if [ "${1:-}" = "--test" ]; then
 fi
 "$py" -c "import torch, cv2, av, simplejpeg, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm, onnx, onnxruntime" \
   || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }
+if [ "${1:-}" = "--test" ]; then
+  "$py" -c "import pytest, pytest_timeout, skvideo" \
+    || { echo "[setup] the test tools failed to install; see the messages above" >&2; exit 1; }
+fi
 echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

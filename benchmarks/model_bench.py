@@ -25,7 +25,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import config  # noqa: E402
 from datasets.transforms import build_normalizer  # noqa: E402
 from models import build_model  # noqa: E402
-from utils.acceleration import autocast, grad_scaler, maybe_compile, to_channels_last  # noqa: E402
+from utils.acceleration import grad_scaler, maybe_compile, to_channels_last, with_autocast  # noqa: E402
 
 # name, MODEL_NAME, BACKBONE, frames, config.MODEL overrides
 MODELS = {
@@ -63,7 +63,7 @@ def seconds_per_clip(cfg, frames, args, device):
     bare = build_model(cfg).to(device)
     if cfg.TRAIN.CHANNELS_LAST:
         to_channels_last(bare)
-    model = maybe_compile(bare, cfg)
+    model = maybe_compile(with_autocast(bare, cfg, device), cfg)
     model.train()
     optimizer = torch.optim.SGD(bare.parameters(), lr=0.01, momentum=0.9)
     scaler = grad_scaler(cfg, device)
@@ -75,8 +75,7 @@ def seconds_per_clip(cfg, frames, args, device):
     for step in range(args.warmup + args.reps):
         synchronize(device)
         started = time.perf_counter()
-        with autocast(cfg, device):
-            loss = criterion(model(normalize(clips)), labels)
+        loss = criterion(model(normalize(clips)), labels)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -25,6 +25,13 @@ class TSN(nn.Module):
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout)
         self.consensus = consensus
         self.partial_bn = partial_bn
+        if partial_bn:
+            # decided here, before an optimizer or DDP sees the parameters: DDP registers the
+            # parameters that need gradients when it wraps the model, and waits for exactly those
+            for module in partial_bn_layers(self.backbone):
+                if module.affine:
+                    module.weight.requires_grad_(False)
+                    module.bias.requires_grad_(False)
 
     def num_segments(self, x):
         return x.shape[2] // frames_per_segment(self.modality, self.new_length)
@@ -43,12 +50,16 @@ class TSN(nn.Module):
 
     def train(self, mode=True):
         """Partial BN (TSN): with few videos, keep every BN layer but the first frozen in
-        eval mode, so pretrained statistics are not destroyed by small, correlated batches."""
+        eval mode, so pretrained statistics are not destroyed by small, correlated batches.
+        Their affine parameters were frozen when the model was built."""
         super().train(mode)
         if mode and self.partial_bn:
-            batch_norms = [m for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
-            for module in batch_norms[1:]:
+            for module in partial_bn_layers(self.backbone):
                 module.eval()
-                module.weight.requires_grad_(False)
-                module.bias.requires_grad_(False)
         return self
+
+
+def partial_bn_layers(backbone):
+    """The BN layers partial BN freezes: all but the first, of every BN type (BatchNorm2d,
+    and SyncBatchNorm after nn.SyncBatchNorm.convert_sync_batchnorm)."""
+    return [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)][1:]

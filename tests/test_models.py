@@ -3,6 +3,7 @@ import torch
 
 from models import ModelConfigError, build_model
 from models.backbones import build_backbone
+from models.tsm import TSM
 from models.tsn import TSN
 from models.weights import WeightsError, load_backbone_file, load_into
 
@@ -105,11 +106,31 @@ def test_weight_file_that_runs_code_is_refused(tmp_path):
         load_backbone_file(TSN(num_classes=4), str(path))
 
 
-def test_partial_bn_freezes_all_but_first_bn():
-    model = TSN(num_classes=4, backbone='resnet18', partial_bn=True).train()
-    batch_norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+def batch_norms_of(model):
+    return [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize('model_class', [TSN, TSM])
+def test_partial_bn_freezes_all_but_first_bn_when_built(model_class):
+    """Frozen at construction, before an optimizer or DDP sees the parameters (DDP waits for
+    the gradients of exactly the parameters that required them when it wrapped the model)."""
+    model = model_class(num_classes=4, backbone='resnet18', partial_bn=True)
+    batch_norms = batch_norms_of(model)
+    assert batch_norms[0].weight.requires_grad and batch_norms[0].bias.requires_grad
+    assert not any(p.requires_grad for m in batch_norms[1:] for p in m.parameters())
+    model.train()
+    assert batch_norms[0].training and not any(m.training for m in batch_norms[1:])
+    assert all(m.training for m in batch_norms_of(model_class(4, 'resnet18').train()))
+
+
+def test_partial_bn_holds_after_conversion_to_sync_batch_norm():
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(
+        TSN(num_classes=4, backbone='resnet18', partial_bn=True)).train()
+    batch_norms = batch_norms_of(model)
+    assert len(batch_norms) == 20 and all(isinstance(m, torch.nn.SyncBatchNorm) for m in batch_norms)
     assert batch_norms[0].training and batch_norms[0].weight.requires_grad
-    assert not any(m.training or m.weight.requires_grad for m in batch_norms[1:])
+    assert not any(m.training or m.weight.requires_grad or m.bias.requires_grad
+                   for m in batch_norms[1:])
 
 
 def test_build_model_lists_choices(cfg):

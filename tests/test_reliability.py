@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -114,12 +115,16 @@ def test_too_many_unreadable_samples_stop_with_exit_2_and_the_list(tiny_root, tm
     last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
     before = open(last, 'rb').read()
     folders = damage_three_training_samples(root)
-    result = run('train.py', tiny_overrides(root, tmp_path, **{'TRAIN.EPOCHS': 2}))
+    # 0.1 of 24 allows 2: training stops at the third, after meeting all three
+    result = run('train.py', tiny_overrides(root, tmp_path, **{'TRAIN.EPOCHS': 2,
+                                                               'DATASET.MAX_BAD_FRACTION': 0.1}))
     assert result.returncode == 2, result.stderr[-2000:]
-    assert 'more than DATASET.MAX_BAD_FRACTION=0.01 of 24' in result.stderr
+    assert '3 unreadable training samples in epoch 2: more than DATASET.MAX_BAD_FRACTION=0.1 of 24' \
+        in result.stderr
     listed = open(osp.join(exp_folder(tmp_path), 'log', 'bad_samples.txt')).read()
-    named = [f for f in folders if osp.basename(f) in result.stderr]
-    assert named and all(osp.basename(f) in listed for f in named)
+    for folder in folders:
+        name = osp.relpath(folder, root / 'synthetic' / 'VideoSeq')
+        assert name in result.stderr and f'epoch 2\t{name}' in listed, name
     assert open(last, 'rb').read() == before and epochs_of(last) == 1      # untouched
 
 
@@ -260,7 +265,7 @@ def test_a_diverging_loss_is_skipped_then_stops_with_exit_2(tiny_root, tmp_path)
         'TRAIN.MAX_BAD_STEPS': 2})
     result = run('train.py', diverging)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert 'the loss was NaN or inf for 2 steps in a row' in result.stderr
+    assert '2 steps in a row were skipped (TRAIN.MAX_BAD_STEPS), the last for loss' in result.stderr
     log = train_log(tmp_path)
     assert 'step skipped (1 in a row). Samples of this batch: move' in log
     state = load_checkpoint(last)
@@ -300,6 +305,64 @@ def test_sigterm_saves_exits_0_and_resuming_gives_the_same_losses(tiny_root, tmp
     assert [r['lr'] for r in policies[0]] == [r['lr'] for r in policies[1]]
     np.testing.assert_allclose([r['train_loss'] for r in policies[0]],
                                [r['train_loss'] for r in policies[1]], atol=1e-5)
+
+
+class TrainingProcess:
+    """train.py in a subprocess, its stderr read as it comes, its log watched."""
+
+    def __init__(self, overrides, snapshot):
+        self.process = subprocess.Popen([sys.executable, 'train.py'] + overrides, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.stderr = []
+        self.reader = threading.Thread(target=lambda: self.stderr.extend(self.process.stderr))
+        self.reader.start()
+        self.log_path = osp.join(exp_folder(snapshot), 'log', 'train.log')
+
+    def wait_for(self, text, where='log', timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.process.poll() is None:
+            seen = (open(self.log_path).read() if osp.isfile(self.log_path) else '') \
+                if where == 'log' else ''.join(self.stderr)
+            if text in seen:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f'{text!r} never appeared in the {where}: {"".join(self.stderr)[-2000:]}')
+
+    def finish(self, timeout=300):
+        self.process.wait(timeout=timeout)
+        self.reader.join()
+        return self.process.returncode, ''.join(self.stderr)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_0_and_a_second_ctrl_c_stops_at_once(tiny_root, tmp_path):
+    # steps of a second or more, so that both Ctrl-C land within one step
+    overrides = tiny_overrides(tiny_root, tmp_path, **{
+        'TRAIN.EPOCHS': 3, 'TRAIN.LR_STEPS': [2], 'TRAIN.PRINT_FREQ': 1, 'DATA.NUM_SEGMENTS': 8,
+        'DATASET.SCALE_SIZE': 128, 'DATASET.CROP_SIZE': 112, 'VAL.NUM_SEGMENTS': 2})
+    last = osp.join(exp_folder(tmp_path), 'checkpoints', 'last.pth')
+
+    once = TrainingProcess(overrides, tmp_path)
+    once.wait_for('epoch 2 [1/3]')
+    once.process.send_signal(signal.SIGINT)
+    code, stderr = once.finish()
+    assert code == 0, stderr[-2000:]
+    assert 'Ctrl-C again stops at once' in stderr
+    state = load_checkpoint(last)
+    assert (state['epoch'], state['step']) == (1, 2)                 # after step 2 of epoch 2
+
+    twice = TrainingProcess(overrides, tmp_path)                      # resumes at step 3
+    twice.wait_for('epoch 3 [1/3]')
+    twice.process.send_signal(signal.SIGINT)
+    twice.wait_for('[stop] signal 2', where='stderr')
+    asked = time.time()
+    twice.process.send_signal(signal.SIGINT)
+    code, stderr = twice.finish()
+    assert time.time() - asked < 5
+    assert code == 130, stderr[-2000:]
+    assert 'interrupted: stopped at once, nothing saved since the last checkpoint' in stderr
+    state = load_checkpoint(last)
+    assert (state['epoch'], state['step']) == (2, 0)                 # epoch 2's end, intact
 
 
 # ---------------------------------------------------------------- 6. arguments

@@ -1,14 +1,19 @@
 import json
 import os.path as osp
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from datasets.decoding import count_video_frames, load_frame_folder, load_video
 from datasets.records import parse_metafile, read_class_names
 from DataTool.Synthetic.pairs_table import table_rows
 from DataTool.Synthetic.render import CLASS_NAMES, TIME_REVERSED_PAIRS, pair_report, render_clip
 from DataTool.Synthetic.synthetic import generate, is_complete
+from utils.file_lock import file_lock
 
 
 def test_pairs_differ_only_in_frame_order():
@@ -105,3 +110,36 @@ def test_pairs_table_reads_reports_and_last_epoch(tmp_path):
     (folder / 'eval' / 'report.json').write_text(json.dumps(report))
     with pytest.raises(SystemExit, match='report.json: no synthetic_pairs section'):
         table_rows([str(folder)])
+
+
+RENDER_TINY = '''
+import logging, sys
+sys.path.insert(0, sys.argv[2])
+import config
+from DataTool.Synthetic.synthetic import ensure_synthetic
+cfg = config.ActivityConfig
+cfg.DATASET.ROOT_PATH = sys.argv[1]
+cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS, cfg.DATASET.SYNTHETIC_FRAMES = [1, 1], [4, 4]
+logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout, force=True)
+ensure_synthetic(cfg, logging.getLogger('render'))
+'''
+
+
+def test_processes_asking_at_once_render_the_set_once_without_a_collective(tmp_path):
+    """DDP processes all call ensure_synthetic: a lock file makes one render while the others
+    wait on the lock (no barrier whose timeout rendering could outlast), then find it done."""
+    logs = [tmp_path / f'process{n}.log' for n in range(2)]
+    with file_lock(str(tmp_path / 'synthetic.lock')):       # held until both are waiting
+        processes = [subprocess.Popen([sys.executable, '-c', RENDER_TINY, str(tmp_path), ROOT],
+                                      stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+                     for log in logs]
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(
+                log.exists() and 'waiting for another process' in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in processes), [log.read_text() for log in logs]
+            time.sleep(0.1)
+    assert [p.wait(timeout=300) for p in processes] == [0, 0]
+    texts = [log.read_text() for log in logs]
+    assert all('waiting for another process to finish preparing' in text for text in texts)
+    assert sum(text.count('rendering the synthetic dataset') for text in texts) == 1, texts
+    assert is_complete(str(tmp_path / 'synthetic'), 0, (1, 1), (4, 4))

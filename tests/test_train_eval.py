@@ -12,6 +12,7 @@ import yaml
 
 import evaluate
 import train
+import utils.trained_model
 from conftest import ROOT, run_main, tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -72,8 +73,7 @@ def test_interrupted_run_resumes_exactly(tiny_root, tmp_path, straight_run, monk
         return real_epoch(*args, **kwargs)
 
     monkeypatch.setattr(train, 'train_one_epoch', stop_at_third)
-    with pytest.raises(KeyboardInterrupt):
-        run_main(train, overrides)
+    assert run_main(train, overrides) == 130              # interrupted: the shell's Ctrl-C code
     assert epochs_run == [0, 1, 'stopped']
     assert run_main(train, overrides) == 0
     assert epochs_run == [0, 1, 'stopped', 2]
@@ -125,7 +125,7 @@ def test_training_from_video_files(tiny_root, tmp_path):
         assert yaml.safe_load(handle)['DATASET']['TRAIN_META_PATH'].endswith('train_split1_video.txt')
 
 
-@pytest.mark.parametrize('loader,workers', [('DataLoaderX', 2), ('SuperLoader', 2)])
+@pytest.mark.parametrize('loader,workers', [('DataLoader', 2), ('DataLoaderX', 2), ('SuperLoader', 2)])
 def test_loaders_change_nothing_but_speed(tiny_root, tmp_path, straight_run, loader, workers):
     """The same 3 epochs through worker processes give the same losses as loading in the
     training process (the straight run: SuperLoader, 0 workers)."""
@@ -139,14 +139,41 @@ def test_loaders_change_nothing_but_speed(tiny_root, tmp_path, straight_run, loa
     assert [row['val_top1'] for row in ours] == pytest.approx([row['val_top1'] for row in reference])
 
 
-def test_amp_and_channels_last_train_and_evaluate(tiny_root, tmp_path):
+def record_first_conv(monkeypatch, module, seen):
+    """Patch module.build_model so the model's first conv records, on every call, the dtype
+    it computes in and the memory format of its input and weight."""
+    real_build = module.build_model
+
+    def build_and_probe(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+
+        def probe(conv, inputs, output):
+            seen.append((output.dtype,
+                         inputs[0].is_contiguous(memory_format=torch.channels_last),
+                         conv.weight.is_contiguous(memory_format=torch.channels_last)))
+        model.backbone.conv1.register_forward_hook(probe)
+        return model
+    monkeypatch.setattr(module, 'build_model', build_and_probe)
+
+
+def test_amp_and_channels_last_train_and_evaluate(tiny_root, tmp_path, straight_run, monkeypatch):
+    """bfloat16 autocast and channels-last really run (inside forward, in training, validation
+    and evaluation), and the first epoch's loss stays near the float32 run's."""
     overrides = tiny_overrides(tiny_root, tmp_path, **{
         'TRAIN.EPOCHS': 1, 'TRAIN.AMP': True, 'TRAIN.CHANNELS_LAST': True,
         'DATASET.NUM_WORKERS': 1})
+    seen = []
+    record_first_conv(monkeypatch, train, seen)
     assert run_main(train, overrides) == 0
-    history = load_policy(tmp_path)
-    assert np.isfinite(history[0]['train_loss']) and history[0]['val_top1'] is not None
+    assert len(seen) == 3 + 2 and set(seen) == {(torch.bfloat16, True, True)}   # 3 steps + 2 val batches
+    history, reference = load_policy(tmp_path), load_policy(straight_run[0])
+    assert history[0]['train_loss'] == pytest.approx(reference[0]['train_loss'], abs=0.01)
+    assert history[0]['val_top1'] is not None
+
+    evaluated = []
+    record_first_conv(monkeypatch, utils.trained_model, evaluated)
     assert run_main(evaluate, overrides) == 0
+    assert evaluated and set(evaluated) == {(torch.bfloat16, True, True)}
     with open(osp.join(exp_folder(tmp_path), 'eval', 'report.json'), encoding='utf-8') as handle:
         assert 0 <= json.load(handle)['top1'] <= 100
 

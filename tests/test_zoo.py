@@ -1,15 +1,17 @@
 """The model zoo: shapes, published sizes, inflation, head re-initialisation, TSM's shift."""
 import logging
+import os.path as osp
 
 import pytest
 import torch
 
 import config
+from conftest import ROOT
 from models import MODELS, ModelConfigError, build_model
 from models.backbones import build_backbone
 from models.backbones.mfnet import mfnet2d
 from models.i3d import I3D
-from models.info import count_gflops, count_parameters
+from models.info import PUBLISHED, count_gflops, count_parameters, describe, published_table
 from models.mfnet3d import MFNet3D
 from models.slowfast import SlowFast
 from models.tsm import TSM, temporal_shift
@@ -60,6 +62,22 @@ def test_published_sizes():
     assert count_parameters(mfnet) == pytest.approx(8.0e6, rel=0.05)
     assert count_gflops(mfnet, 16, 224) == pytest.approx(11.1, rel=0.05)
     assert count_gflops(SlowFast(400, 50, alpha=8, fusion_kernel=5), 32, 256) == pytest.approx(36.1, rel=0.02)
+
+
+@pytest.mark.parametrize('row', PUBLISHED, ids=[row[0] for row in PUBLISHED])
+def test_every_published_figure_is_met_as_readme_claims(row):
+    """README: every parameter count within 0.2% of the published figure, every FLOP count
+    within 2%."""
+    name, model_name, backbone, frames, size, overrides, params_m, gflops, source = row
+    params, ours = describe(model_name, backbone, frames, size, 400, overrides)
+    assert params / 1e6 == pytest.approx(params_m, rel=0.002)
+    assert ours == pytest.approx(gflops, rel=0.02)
+
+
+def test_readme_table_is_the_one_models_info_prints():
+    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as handle:
+        readme = handle.read()
+    assert published_table() in readme
 
 
 def test_tsm_shift_moves_one_eighth_of_channels_each_way():

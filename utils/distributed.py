@@ -146,13 +146,13 @@ def broadcast_buffers(model, ctx):
 
 
 def replica_max_abs_diff(model, ctx):
-    """Largest difference between any process's parameters and buffers and rank 0's (0.0 when
-    the replicas are in sync, as DDP keeps them)."""
-    if not ctx.distributed:
-        return 0.0
-    tensors = [t.detach() for t in list(model.parameters()) + list(model.buffers())
-               if t.is_floating_point()]
-    flat = torch.cat([t.reshape(-1).double() for t in tensors])
+    """Largest difference between any process's parameters and rank 0's: 0.0 when the
+    replicas are in sync, as DDP keeps them; None with fewer than two processes (nothing to
+    compare). Call it before broadcast_buffers or anything else that copies rank 0's state;
+    buffers (BN statistics) are left out, since each process updates them with its own batch."""
+    if not ctx.distributed or ctx.world_size < 2:
+        return None
+    flat = torch.cat([p.detach().reshape(-1).double() for p in model.parameters()])
     reference = flat.clone()
     dist.broadcast(reference, src=0)
     diff = (flat - reference).abs().max().reshape(1)

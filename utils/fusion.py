@@ -43,7 +43,8 @@ def check_same_videos(files, paths):
 
 
 def fuse(paths, weights=None):
-    """{'streams': [metrics of each file], 'fused': metrics of the weighted sum, 'weights'}."""
+    """{'streams': [metrics of each file], 'fused': metrics of the weighted sum, 'scores': the
+    weighted sum [videos, classes], 'weights', 'num_videos'}."""
     if len(paths) < 2:
         raise FusionError('--fuse needs at least two score files')
     weights = list(weights) if weights else [1.0] * len(paths)
@@ -54,5 +55,5 @@ def fuse(paths, weights=None):
     labels, num_classes = files[0]['labels'], files[0]['scores'].shape[1]
     fused = sum(weight * data['scores'] for weight, data in zip(weights, files))
     metrics = [summarize(data['scores'], labels, num_classes) for data in files]
-    return {'streams': metrics, 'fused': summarize(fused, labels, num_classes),
+    return {'streams': metrics, 'fused': summarize(fused, labels, num_classes), 'scores': fused,
             'weights': weights, 'num_videos': len(labels)}

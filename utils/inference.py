@@ -1,6 +1,4 @@
 """Running a model over a loader and collecting per-video scores (validation and testing)."""
-import contextlib
-
 import numpy as np
 import torch
 
@@ -9,8 +7,7 @@ from .progress import progress
 
 
 @torch.no_grad()
-def collect_scores(model, loader, normalize, desc='eval', show_progress=True,
-                   autocast=contextlib.nullcontext):
+def collect_scores(model, loader, normalize, desc='eval', show_progress=True):
     """Softmax scores averaged over each video's views.
 
     Batches are uint8 [B, C, T, H, W] (one view) or [B, V, C, T, H, W] (multi-view testing);
@@ -26,8 +23,7 @@ def collect_scores(model, loader, normalize, desc='eval', show_progress=True,
         if clips.dim() == 6:
             views = clips.shape[1]
             clips = clips.flatten(0, 1)
-        with autocast():
-            logits = model(normalize(clips))
+        logits = model(normalize(clips))
         probs = torch.softmax(logits.float(), dim=1)
         all_scores.append(probs.view(-1, views, probs.shape[1]).mean(dim=1).cpu())
         all_labels.append(labels)
@@ -41,7 +37,7 @@ def collect_scores(model, loader, normalize, desc='eval', show_progress=True,
     return scores[order], labels[order], indices[order], unreadable[order]
 
 
-def collect_scores_everywhere(model, loader, normalize, ctx, desc='eval', **options):
+def collect_scores_everywhere(model, loader, normalize, ctx, desc='eval'):
     """`collect_scores` over this process's shard of the loader, gathered on the main process.
 
     The shards (EpochShuffleSampler without padding) hold every video exactly once, which is
@@ -49,7 +45,7 @@ def collect_scores_everywhere(model, loader, normalize, ctx, desc='eval', **opti
     read are left out. Returns (scores, labels, indices, unreadable indices) in dataset order on
     the main process, None on the others.
     """
-    local = collect_scores(model, loader, normalize, desc, show_progress=ctx.is_main, **options)
+    local = collect_scores(model, loader, normalize, desc, show_progress=ctx.is_main)
     parts = gather_to_main(local, ctx)
     if parts is None:
         return None

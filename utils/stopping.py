@@ -28,6 +28,10 @@ class GracefulStop:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt        # asked twice: stop now
         self.signum = signum
+        # os.write, not logging or print: a signal handler may interrupt either mid-write
+        os.write(2, f'\n[stop] signal {signum}: finishing this step, then saving last.pth'
+                    f'{"; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""}'
+                    '\n'.encode())
 
     @property
     def requested(self):

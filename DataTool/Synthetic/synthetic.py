@@ -30,6 +30,7 @@ from DataTool.common.metafile import write_class_index, write_metafile  # noqa: 
 from DataTool.common.video_io import write_video  # noqa: E402
 from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
 from datasets.records import parse_metafile  # noqa: E402
+from utils.file_lock import file_lock  # noqa: E402
 
 CONTAINERS = ('.mp4', '.avi', '.mkv', '.webm')
 SPLITS = ('train', 'val')
@@ -136,21 +137,26 @@ def has_flow(out_dir):
 
 def ensure_synthetic(cfg, logger=None):
     """Render the synthetic set under DATASET.ROOT_PATH/synthetic on first use (and its
-    optical flow, the first time MODALITY is Flow)."""
+    optical flow, the first time MODALITY is Flow). Processes that call it at once (DDP) take
+    turns through a lock file beside the set: the first renders, the others then find it done."""
     out_dir = osp.join(cfg.DATASET.ROOT_PATH, 'synthetic')
     per_class = tuple(cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS)
     frame_range = tuple(cfg.DATASET.SYNTHETIC_FRAMES)
-    if not is_complete(out_dir, cfg.SEED, per_class, frame_range):
+    def log(*args):
         if logger:
-            logger.info('rendering the synthetic dataset into %s (first use)', out_dir)
-        counts = generate(out_dir, cfg.SEED, per_class, frame_range)
-        if logger:
-            logger.info('synthetic dataset ready: %s', counts)
-    if cfg.MODALITY == 'Flow' and not has_flow(out_dir):
-        if logger:
-            logger.info('extracting optical flow of the synthetic set (first use); %s',
-                        flow_algorithm_note())
-        add_flow(out_dir)
+            logger.info(*args)
+
+    def waiting():
+        log('waiting for another process to finish preparing %s', out_dir)
+
+    with file_lock(out_dir + '.lock', on_wait=waiting):
+        if not is_complete(out_dir, cfg.SEED, per_class, frame_range):
+            log('rendering the synthetic dataset into %s (first use)', out_dir)
+            counts = generate(out_dir, cfg.SEED, per_class, frame_range)
+            log('synthetic dataset ready: %s', counts)
+        if cfg.MODALITY == 'Flow' and not has_flow(out_dir):
+            log('extracting optical flow of the synthetic set (first use); %s', flow_algorithm_note())
+            add_flow(out_dir)
     return out_dir
 
 
