@@ -285,3 +285,20 @@ def test_apply_step_reports_what_the_scaler_did(cfg):
     scaler.scale(model(torch.ones(1, 2)).sum()).backward()
     assert train.apply_step(optimizer, scaler) and not torch.equal(model.weight, before)
     assert train.apply_step(optimizer, grad_scaler(cfg, 'cpu'))            # no scaling: plain step
+
+
+def test_loss_scaler_state_is_saved_in_last_pth_and_restored(cfg, tmp_path):
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler('cpu')
+    scaler.load_state_dict({'scale': 256.0, 'growth_factor': 2.0, 'backoff_factor': 0.5,
+                            'growth_interval': 2000, '_growth_tracker': 7})
+    path = str(tmp_path / 'last.pth')
+    train.save_last(path, model, optimizer, scaler, cfg, DistContext(), 1, None, [])
+
+    cfg.TRAIN.RESUME = path
+    restored = torch.amp.GradScaler('cpu')
+    start = train.resume_state(cfg, nn.Linear(2, 2), torch.optim.SGD(model.parameters(), lr=0.1),
+                               restored, str(tmp_path), logging.getLogger('test'), DistContext())
+    assert start['epoch'] == 1
+    assert restored.state_dict() == scaler.state_dict() and restored.get_scale() == 256.0
