@@ -60,8 +60,13 @@ __C.DATASET.MAX_BAD_FRACTION = 0.01 # unreadable training samples are replaced b
                                     # than this fraction of them in an epoch stops training
 __C.DATASET.SAMPLING = 'auto'       # 'segment' (TSN, TSM), 'dense' (3D models), 'auto' = the
                                     # model's own (MODEL_DEFAULTS below)
+# The input convention of the weights (set from MODEL.PRETRAINED or a checkpoint unless given
+# here or on the command line): pixels scaled to [0, VALUE_RANGE] in CHANNEL_ORDER, then
+# (x - MEAN) / STD. Caffe BN-Inception: BGR, 255, [104, 117, 128], [1, 1, 1].
 __C.DATASET.MEAN = [0.485, 0.456, 0.406]
 __C.DATASET.STD = [0.229, 0.224, 0.225]
+__C.DATASET.CHANNEL_ORDER = 'RGB'   # 'RGB' or 'BGR'
+__C.DATASET.VALUE_RANGE = 1.0       # 1.0 (pixels in [0, 1]) or 255.0 (pixels in [0, 255])
 __C.DATASET.SCALE_SIZE = 72         # short side before cropping (256 for real datasets)
 __C.DATASET.CROP_SIZE = 64          # network input (224 for real datasets)
 __C.DATASET.MULTI_SCALES = [1.0, 0.875]    # TSN uses [1, .875, .75, .66] on real data
@@ -83,14 +88,27 @@ __C.MODEL = EasyDict()
 __C.MODEL.CONSENSUS = 'avg'
 __C.MODEL.DROPOUT = 0.5
 __C.MODEL.PARTIAL_BN = False
-__C.MODEL.PRETRAINED = ''           # a path, or a file name in SNAPSHOT_ROOT/ar_output/
+__C.MODEL.PRETRAINED = ''           # 'imagenet' (BACKBONE's ImageNet file), a path, or a file
+                                    # name in SNAPSHOT_ROOT/ar_output/
                                     # pretrain_model_zoo/: a 2D ImageNet file (torchvision ResNet,
                                     # TSN BN-Inception, MFNet2D: inflated for 3D models) or a
                                     # checkpoint of this model (classifier re-initialised if the
                                     # number of classes differs)
+__C.MODEL.PRETRAINED_FROM = 'auto'  # the file's source, detected from its content ('auto'), or
+                                    # one of: dlac, mmaction2, pyslowfast, pytorchvideo,
+                                    # tsm-authors, mfnet-authors, dlac-original,
+                                    # bninception-caffe, torchvision (python -m models.convert -h)
 __C.MODEL.SLOWFAST_ALPHA = 8        # Fast/Slow frame-rate ratio (4 for the published 8x8)
 __C.MODEL.SLOWFAST_BETA_INV = 8     # Slow/Fast channel ratio
 __C.MODEL.SLOWFAST_FUSION_KERNEL = 5    # temporal kernel of the lateral connections (7 for 8x8)
+__C.MODEL.SLOWFAST_LATERAL = 'conv_bn_relu'  # lateral connection: 'conv_bn_relu' (PySlowFast,
+                                    # pytorchvideo) or 'conv' (mmaction2 without lateral_norm)
+__C.MODEL.SLOWFAST_SLOW_FRAMES = 'stride'    # Slow pathway frames: 'stride' (every alpha-th,
+                                    # mmaction2) or 'linspace' (PySlowFast, pytorchvideo)
+__C.MODEL.STEM_TEMPORAL_STRIDE = [1, 1]      # I3D: temporal stride of the stem conv and of its
+                                    # max pool; [2, 2] is mmaction2's I3D (32x2x1 configs)
+__C.MODEL.INFLATE_BASIC_CONV2 = False        # I3D ResNet-18/34: inflated blocks' second conv
+                                    # 3x3x3 too (mmaction2's BasicBlock3d), not 1x3x3
 __C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
 __C.MODEL.SYNC_BN = False           # DDP on GPUs: BatchNorm statistics over all processes' batches
 
@@ -129,6 +147,11 @@ __C.VAL.NUM_CROPS = 0               # 1 (centre), 3 or 10 (0 = model default)
 __C.VAL.CHECKPOINT = ''             # '' = <experiment>/checkpoints/best.pth
 
 _DEFAULTS = copy.deepcopy(__C)
+
+# Keys given in a --cfg file or as KEY VALUE on this run's command line. Settings that come
+# with weights (a converted checkpoint's architecture options, its input convention) fill in
+# every other key, but never these.
+_EXPLICIT = set()
 
 # Frames (or flow fields) per segment of each modality, where DATA.NEW_LENGTH is 0.
 MODALITY_NEW_LENGTH = {'RGB': 1, 'Flow': 5, 'RGBDiff': 5}
@@ -208,6 +231,7 @@ def merge_dict(overrides, cfg=__C, prefix=''):
             merge_dict(value, cfg[key], full + '.')
         else:
             cfg[key] = _coerce(full, cfg[key], value)
+            _EXPLICIT.add(full)
 
 
 def _parse_value(text):
@@ -235,6 +259,27 @@ def merge_list(pairs, cfg=__C):
             raise ConfigError(f"config key '{key}' is a section; give its sub-keys")
         value = text if isinstance(node[leaf], str) else _parse_value(text)
         node[leaf] = _coerce(key, node[leaf], value)
+        _EXPLICIT.add(key)
+
+
+def is_explicit(key):
+    """True when this run's --cfg files or KEY VALUE pairs set `key` ('DATASET.MEAN')."""
+    return key in _EXPLICIT
+
+
+def set_unless_explicit(key, value, cfg=__C):
+    """Set dotted `key` to `value` (type-checked) unless the user set it; returns whether it
+    was set."""
+    if is_explicit(key):
+        return False
+    *parents, leaf = key.split('.')
+    node = cfg
+    for part in parents:
+        node = node[part]
+    if leaf not in node:
+        raise _unknown_key(key)
+    node[leaf] = _coerce(key, node[leaf], value)
+    return True
 
 
 def load_file(path):
@@ -321,8 +366,9 @@ def pretrain_zoo_dir(cfg=__C):
 
 def resolve_pretrained(path, cfg=__C):
     """A MODEL.PRETRAINED path as given if that file exists, else the same name in the
-    pretrained zoo folder (so a bare 'resnet50-0676ba61.pth' works); ConfigError if neither."""
-    if not path or osp.isfile(path):
+    pretrained zoo folder (so a bare 'resnet50-0676ba61.pth' works); ConfigError if neither.
+    'imagenet' stays as it is: models.named_weights finds (or downloads) BACKBONE's file."""
+    if not path or osp.isfile(path) or path == 'imagenet':
         return path
     in_zoo = osp.join(pretrain_zoo_dir(cfg), path)
     if not osp.isfile(in_zoo):
@@ -354,6 +400,7 @@ def reset():
     """Restore the defaults in place (tests build several configs in one process)."""
     __C.clear()
     __C.update(copy.deepcopy(_DEFAULTS))
+    _EXPLICIT.clear()
 
 
 # ---------------------------------------------------------------- command line
@@ -362,8 +409,8 @@ def build_parser(description):
     parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
                         help='YAML or Python file of config overrides; give it again to merge '
                              'several in order (a preset, then a DataTool dataset_split1.yaml)')
-    parser.add_argument('opts', nargs=argparse.REMAINDER,
-                        help='KEY VALUE overrides with dotted keys, e.g. TRAIN.EPOCHS 3')
+    parser.add_argument('opts', nargs='*', metavar='KEY VALUE',
+                        help='overrides with dotted keys, e.g. TRAIN.EPOCHS 3')
     return parser
 
 
@@ -373,7 +420,7 @@ def parse_config(argv=None, description='DLAC', parser=None, exp_type=None):
     Returns (cfg, args). Config errors exit with code 2 and a message naming the key.
     """
     parser = parser or build_parser(description)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)      # flags before, between or after KEY VALUE
     try:
         if exp_type:
             __C.EXP_TYPE = exp_type

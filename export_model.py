@@ -3,8 +3,9 @@
 
 Writes <experiment>/export/: model.ts (TorchScript), model.onnx (dynamic batch axis),
 labels.txt (one class name per line, in label order) and meta.json (input shape, sampling,
-mean/std, classes). The input is one test view, float32 [N, 3, T, H, W], normalised as
-(rgb / 255 - mean) / std. After writing, the same random clips go through eager PyTorch, the
+mean/std and the rest of the weights' input convention, classes). The input is one test view,
+float32 [N, 3, T, H, W], normalised as (rgb / 255 - mean) / std, or as the weights' convention
+says (BGR channels, 0-255 values: clip.channel_order, clip.value_range). After writing, the same random clips go through eager PyTorch, the
 TorchScript file and onnxruntime; a difference above --tolerance fails the export (exit 1).
 """
 import json
@@ -117,7 +118,8 @@ def export(cfg, checkpoint_path=None, out_dir=None, opset=17, exporter='torchscr
     meta = {
         'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'modality': cfg.MODALITY,
         'input': {'name': 'clip', 'shape': ['batch'] + spec.input_shape, 'dtype': 'float32',
-                  'layout': 'N,C,T,H,W', 'value': '(rgb / 255 - mean) / std'},
+                  'layout': 'N,C,T,H,W',
+                  'value': f'({spec.channel_order.lower()} / 255 * {spec.value_range:g} - mean) / std'},
         'output': {'name': 'logits', 'shape': ['batch', cfg.DATASET.CLASS_NUM]},
         'clip': spec.to_dict(), 'mean': list(spec.mean), 'std': list(spec.std),
         'frames': spec.frames, 'num_classes': cfg.DATASET.CLASS_NUM, 'labels': 'labels.txt',

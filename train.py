@@ -316,8 +316,6 @@ def train_model(cfg, ctx):
     torch.manual_seed(cfg.SEED)
     prepare_data(cfg, ctx, logger)
     check_data(cfg)
-    if ctx.is_main:
-        save_config(cfg, osp.join(out_dir, 'config.yaml'))
     logger.info('experiment folder: %s', out_dir)
     if ctx.distributed:
         logger.info('DDP: %d processes, %s backend, torchrun attempt %d', ctx.world_size,
@@ -331,6 +329,8 @@ def train_model(cfg, ctx):
 
     lr_scale = ctx.world_size if cfg.TRAIN.LR_SCALING == 'linear' else 1
     bare = build_model(cfg, logger).to(ctx.device)
+    if ctx.is_main:        # after the build: MODEL.PRETRAINED may have set options and the convention
+        save_config(cfg, osp.join(out_dir, 'config.yaml'))
     if ctx.distributed and cfg.MODEL.SYNC_BN:
         bare = sync_batch_norm(bare, ctx, logger)
     if cfg.TRAIN.CHANNELS_LAST:

@@ -30,13 +30,13 @@ else
 fi
 pip_install -r requirements.txt
 if [ "${1:-}" = "--test" ]; then
-  pip_install -r requirements-test.txt
-  pip_install --no-deps scikit-video
+  pip_install --no-deps -r requirements-test.txt     # every dependency pinned in the file
 fi
 "$py" -c "import torch, cv2, av, simplejpeg, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm, onnx, onnxruntime" \
   || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }
 if [ "${1:-}" = "--test" ]; then
-  "$py" -c "import pytest, pytest_timeout, skvideo" \
+  # found, not imported: timm and pytorchvideo import torchvision, which the tests stand in for
+  "$py" -c "import importlib.util as u, sys; missing = [m for m in ('pytest', 'pytest_timeout', 'skvideo', 'timm', 'pretrainedmodels', 'pytorchvideo', 'fvcore', 'mmaction', 'mmengine', 'mmcv') if u.find_spec(m) is None]; sys.exit(f'missing: {missing}' if missing else 0)" \
     || { echo "[setup] the test tools failed to install; see the messages above" >&2; exit 1; }
 fi
 echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

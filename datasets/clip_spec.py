@@ -24,6 +24,8 @@ class ClipSpec:
     std: tuple
     modality: str = 'RGB'  # RGBDiff: new_length + 1 frames a segment, differenced by the model
     channels: int = 3      # 2 for flow (x, y)
+    value_range: float = 1.0      # the weights' input convention: (x / 255 * value_range -
+    channel_order: str = 'RGB'    # mean) / std, channels in channel_order (see ClipNormalizer)
 
     @classmethod
     def from_config(cls, cfg):
@@ -38,7 +40,8 @@ class ClipSpec:
                    int(per_segment), int(cfg.DATASET.SCALE_SIZE), int(cfg.DATASET.CROP_SIZE),
                    tuple(cfg.DATASET.FLOW_MEAN if flow else cfg.DATASET.MEAN),
                    tuple(cfg.DATASET.FLOW_STD if flow else cfg.DATASET.STD), cfg.MODALITY,
-                   2 if flow else 3)
+                   2 if flow else 3, 1.0 if flow else float(cfg.DATASET.VALUE_RANGE),
+                   'RGB' if flow else cfg.DATASET.CHANNEL_ORDER)
 
     @classmethod
     def from_dict(cls, values):
@@ -79,5 +82,8 @@ class ClipSpec:
     def to_input(self, frames):
         """Resized uint8 RGB frames [T, H, W, 3] -> float32 model input [3, T, crop, crop]."""
         crop = GroupCenterCrop(self.crop_size)(frames).astype(np.float32)
-        crop = (crop / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.channel_order == 'BGR':
+            crop = crop[..., ::-1]
+        crop = ((crop * (self.value_range / 255.0) - np.asarray(self.mean, np.float32))
+                / np.asarray(self.std, np.float32))
         return np.ascontiguousarray(crop.transpose(3, 0, 1, 2), dtype=np.float32)

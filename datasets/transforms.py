@@ -193,25 +193,33 @@ class ToClipTensor:
 
 
 class ClipNormalizer:
-    """uint8 clips [..., C, T, H, W] -> float32 on `device`, (x / 255 - mean) / std.
+    """uint8 RGB clips [..., C, T, H, W] -> float32 on `device`, in the input convention of
+    the weights: (x / 255 * value_range - mean) / std, channels in `channel_order`.
 
-    The uint8 batch crosses to the device first, so a GPU receives a quarter of the bytes and
-    does the arithmetic. `memory_format` (torch.channels_last_3d) lays the result out for
-    channels-last models.
+    This is the one place the convention is applied (evaluation, training; the exported
+    model's meta.json carries the same numbers). The uint8 batch crosses to the device first,
+    so a GPU receives a quarter of the bytes and does the arithmetic. `memory_format`
+    (torch.channels_last_3d) lays the result out for channels-last models.
     """
 
-    def __init__(self, mean, std, device='cpu', memory_format=torch.contiguous_format):
+    def __init__(self, mean, std, device='cpu', memory_format=torch.contiguous_format,
+                 value_range=1.0, channel_order='RGB'):
+        if channel_order not in ('RGB', 'BGR'):
+            raise ValueError(f"channel order must be 'RGB' or 'BGR', got {channel_order!r}")
         self.device = torch.device(device)
         std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
         mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
-        self.scale = (1.0 / (255.0 * std)).to(self.device)
+        self.scale = (float(value_range) / (255.0 * std)).to(self.device)
         self.shift = (mean / std).to(self.device)
         self.memory_format = memory_format
+        self.reverse_channels = channel_order == 'BGR'
 
     def __call__(self, clips):
         clips = clips.to(self.device, non_blocking=True)
         if clips.dtype != torch.uint8:
             raise TypeError(f'ClipNormalizer expects uint8 clips, got {clips.dtype}')
+        if self.reverse_channels:
+            clips = clips.flip(-4)
         memory_format = self.memory_format if clips.dim() == 5 else torch.contiguous_format
         out = torch.empty(clips.shape, dtype=torch.float32, device=self.device,
                           memory_format=memory_format)
@@ -223,9 +231,10 @@ def build_normalizer(cfg, device='cpu'):
     """DATASET.MEAN/STD for RGB and RGBDiff (differences are taken after it), FLOW_MEAN/STD
     for flow fields."""
     memory_format = torch.channels_last_3d if cfg.TRAIN.CHANNELS_LAST else torch.contiguous_format
-    flow = cfg.MODALITY == 'Flow'
-    return ClipNormalizer(cfg.DATASET.FLOW_MEAN if flow else cfg.DATASET.MEAN,
-                          cfg.DATASET.FLOW_STD if flow else cfg.DATASET.STD, device, memory_format)
+    if cfg.MODALITY == 'Flow':
+        return ClipNormalizer(cfg.DATASET.FLOW_MEAN, cfg.DATASET.FLOW_STD, device, memory_format)
+    return ClipNormalizer(cfg.DATASET.MEAN, cfg.DATASET.STD, device, memory_format,
+                          cfg.DATASET.VALUE_RANGE, cfg.DATASET.CHANNEL_ORDER)
 
 
 def build_transform(cfg, mode):

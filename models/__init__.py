@@ -2,13 +2,17 @@
 
 Each registry entry says which BACKBONE values it accepts and how to build it from the config.
 """
+from config import pretrain_zoo_dir
+
 from .backbones import BACKBONES
 from .i3d import I3D
 from .mfnet3d import MFNet3D
 from .slowfast import SlowFast
 from .tsm import TSM
 from .tsn import TSN
-from .weights import WeightsError, load_pretrained
+from .convert import apply_settings, read_weights
+from .named_weights import imagenet_file
+from .weights import WeightsError, load_converted
 
 RESNETS = ('resnet18', 'resnet34', 'resnet50', 'resnet101')
 
@@ -31,11 +35,14 @@ MODELS = {
         dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
         new_length=cfg.DATA.NEW_LENGTH, shift_div=cfg.MODEL.TSM_SHIFT_DIV)),
     'i3d': (RESNETS, lambda cfg: I3D(
-        cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT)),
+        cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT,
+        stem_temporal_stride=cfg.MODEL.STEM_TEMPORAL_STRIDE,
+        inflate_conv2=cfg.MODEL.INFLATE_BASIC_CONV2)),
     'slowfast': (RESNETS, lambda cfg: SlowFast(
         cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), alpha=cfg.MODEL.SLOWFAST_ALPHA,
         beta_inv=cfg.MODEL.SLOWFAST_BETA_INV, fusion_kernel=cfg.MODEL.SLOWFAST_FUSION_KERNEL,
-        dropout=cfg.MODEL.DROPOUT)),
+        dropout=cfg.MODEL.DROPOUT, lateral=cfg.MODEL.SLOWFAST_LATERAL,
+        slow_frames=cfg.MODEL.SLOWFAST_SLOW_FRAMES)),
     'mfnet3d': (('mfnet3d', 'mfnet'), lambda cfg: MFNet3D(
         cfg.DATASET.CLASS_NUM, dropout=cfg.MODEL.DROPOUT)),
 }
@@ -44,8 +51,10 @@ MODELS = {
 SEGMENT_MODELS = ('tsn', 'tsm')
 
 
-def build_model(cfg, logger=None):
-    """The model MODEL_NAME names, with MODEL.PRETRAINED weights if given."""
+def build_model(cfg, logger=None, pretrained=True):
+    """The model MODEL_NAME names, with MODEL.PRETRAINED weights if given (and `pretrained`).
+    The file's input convention, and its architecture options when it holds this very model,
+    go into `cfg` first (keys set on the command line win)."""
     name = cfg.MODEL_NAME.lower()
     if name not in MODELS:
         raise ModelConfigError(f"unknown MODEL_NAME {cfg.MODEL_NAME!r}; choose one of {sorted(MODELS)}")
@@ -56,12 +65,19 @@ def build_model(cfg, logger=None):
     if cfg.BACKBONE.lower() not in backbones:
         raise ModelConfigError(f"BACKBONE {cfg.BACKBONE!r} does not fit MODEL_NAME {name!r}; "
                                f"choose one of {list(backbones)}")
+    converted = path = None
+    if pretrained and cfg.MODEL.PRETRAINED:
+        path = cfg.MODEL.PRETRAINED
+        if path == 'imagenet':
+            path = imagenet_file(cfg.BACKBONE.lower(), pretrain_zoo_dir(cfg), logger)
+        converted = read_weights(path, cfg.MODEL.PRETRAINED_FROM)
+        apply_settings(cfg, converted, logger, architecture=converted.model_name == name, path=path)
     try:
         model = builder(cfg)
     except KeyError as err:
         raise ModelConfigError(str(err.args[0])) from err
-    if cfg.MODEL.PRETRAINED:
-        load_pretrained(model, cfg.MODEL.PRETRAINED, logger)
+    if converted is not None:
+        load_converted(model, converted, path, logger)
     return model
 
 

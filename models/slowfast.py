@@ -16,26 +16,42 @@ from .backbones.resnet3d import ResNet3dPathway
 from .heads import ClassifierHead, global_pool
 
 
-def lateral_connection(fast_channels, alpha, kernel, ratio=2):
-    return nn.Sequential(
-        nn.Conv3d(fast_channels, fast_channels * ratio, (kernel, 1, 1), stride=(alpha, 1, 1),
-                  padding=(kernel // 2, 0, 0), bias=False),
-        nn.BatchNorm3d(fast_channels * ratio),
-        nn.ReLU(inplace=True))
+LATERAL_FORMS = ('conv_bn_relu', 'conv')
+SLOW_FRAME_CHOICES = ('stride', 'linspace')
+
+
+def lateral_connection(fast_channels, alpha, kernel, ratio=2, form='conv_bn_relu'):
+    """Fast -> Slow: a time-strided conv, then BN and ReLU (PySlowFast, pytorchvideo,
+    mmaction2 with lateral_norm) or nothing more (`form` 'conv': mmaction2's default)."""
+    layers = [nn.Conv3d(fast_channels, fast_channels * ratio, (kernel, 1, 1), stride=(alpha, 1, 1),
+                        padding=(kernel // 2, 0, 0), bias=False)]
+    if form == 'conv_bn_relu':
+        layers += [nn.BatchNorm3d(fast_channels * ratio), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
 
 
 class SlowFast(nn.Module):
+    """`slow_frames`: which frames the Slow pathway takes from the T of the clip: 'stride',
+    every alpha-th (0, 8, 16, 24 of 32; mmaction2, ours), or 'linspace', T / alpha frames
+    evenly spread from the first to the last (0, 10, 20, 31; PySlowFast's PackPathway and
+    pytorchvideo). Weights trained one way should be run the same way."""
+
     def __init__(self, num_classes, depth=50, alpha=8, beta_inv=8, fusion_kernel=5, dropout=0.5,
-                 in_channels=3, lateral_ratio=2):
+                 in_channels=3, lateral_ratio=2, lateral='conv_bn_relu', slow_frames='stride'):
         super().__init__()
-        self.alpha = alpha
+        if lateral not in LATERAL_FORMS:
+            raise KeyError(f'unknown MODEL.SLOWFAST_LATERAL {lateral!r}; choose one of {list(LATERAL_FORMS)}')
+        if slow_frames not in SLOW_FRAME_CHOICES:
+            raise KeyError(f'unknown MODEL.SLOWFAST_SLOW_FRAMES {slow_frames!r}; choose one of '
+                           f'{list(SLOW_FRAME_CHOICES)}')
+        self.alpha, self.slow_frames = alpha, slow_frames
         fast_width = 64 // beta_inv
         self.fast = ResNet3dPathway(depth, kind='fast', width=fast_width, in_channels=in_channels)
         # what the Fast pathway hands over: after its stem and after res2, res3, res4
         fast_stage = [fast_width] + self.fast.stage_channels[:3]
         self.slow = ResNet3dPathway(depth, kind='slow', width=64, in_channels=in_channels,
                                     lateral_channels=[c * lateral_ratio for c in fast_stage])
-        self.lateral = nn.ModuleList(lateral_connection(c, alpha, fusion_kernel, lateral_ratio)
+        self.lateral = nn.ModuleList(lateral_connection(c, alpha, fusion_kernel, lateral_ratio, lateral)
                                      for c in fast_stage)
         self.num_features = self.slow.num_features + self.fast.num_features
         self.head = ClassifierHead(self.num_features, num_classes, dropout, init_std=0.01)
@@ -45,10 +61,14 @@ class SlowFast(nn.Module):
         return [self.slow]
 
     def pathways(self, x):
-        """The Slow pathway's input: every alpha-th frame of the clip."""
-        if x.shape[2] % self.alpha:
+        """(Slow input, Fast input): the Slow pathway's frames chosen as `slow_frames` says."""
+        frames = x.shape[2]
+        if frames % self.alpha:
             raise ValueError(f'SlowFast needs a frame count divisible by alpha={self.alpha}, '
-                             f'got {x.shape[2]} (set DATA.CLIP_LEN to a multiple of {self.alpha})')
+                             f'got {frames} (set DATA.CLIP_LEN to a multiple of {self.alpha})')
+        if self.slow_frames == 'linspace':
+            picks = torch.linspace(0, frames - 1, frames // self.alpha, device=x.device).long()
+            return x.index_select(2, picks), x
         return x[:, :, ::self.alpha], x
 
     def forward_pathways(self, x):

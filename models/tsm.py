@@ -1,7 +1,7 @@
 """Temporal Shift Module (Lin et al., ICCV 2019) as a TSN variant.
 
-Inside every residual block of the 2D ResNet, before the first convolution of the residual
-branch, 1/8 of the channels are shifted one segment back in time and 1/8 one segment forward
+Inside every residual block of the 2D ResNet (every other block for ResNet-101 and deeper, as
+published), before the first convolution of the residual branch, 1/8 of the channels are shifted one segment back in time and 1/8 one segment forward
 (zero-filled at the ends); the shortcut keeps the unshifted input ("residual shift"). This
 mixes neighbouring frames at zero extra parameters and FLOPs, so a 2D network models time.
 """
@@ -40,11 +40,30 @@ class TemporalShift(nn.Module):
         return f'fold_div={self.fold_div}'
 
 
+def shift_interval(layer3_blocks):
+    """1: every block shifts; 2: every other one, in ResNets whose layer3 has 23 or more
+    blocks (ResNet-101, 152)."""
+    return 2 if layer3_blocks >= 23 else 1
+
+
+def shifted_blocks(backbone):
+    """The residual blocks that shift: every block, except in networks whose res4 (layer3) has
+    23 or more blocks (ResNet-101, 152), where only every other block of each stage does
+    (blocks 0, 2, 4, ...), as in the TSM authors' make_temporal_shift (n_round 2) and
+    mmaction2's ResNetTSM."""
+    stages = [getattr(backbone, f'layer{i}', None) for i in range(1, 5)]
+    if any(stage is None for stage in stages):
+        return []
+    every = shift_interval(len(stages[2]))
+    return [block for stage in stages for index, block in enumerate(stage)
+            if index % every == 0 and isinstance(block, (BasicBlock, Bottleneck))]
+
+
 class TSM(TSN):
     def __init__(self, num_classes, backbone='resnet50', consensus='avg', dropout=0.5,
                  partial_bn=False, modality='RGB', new_length=1, shift_div=8):
         super().__init__(num_classes, backbone, consensus, dropout, partial_bn, modality, new_length)
-        blocks = [m for m in self.backbone.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+        blocks = shifted_blocks(self.backbone)
         if not blocks:
             raise KeyError(f'TSM shifts inside residual blocks: use a ResNet BACKBONE, not {backbone!r}')
         for block in blocks:

@@ -1,18 +1,18 @@
 """Loading weight files into our models by parameter name.
 
-Three kinds of file, told apart by their keys (`load_pretrained`):
+models.convert reads a file of any known source into our names; then (`load_converted`):
 - a checkpoint of this very model: loaded whole; a classifier for another number of classes is
   re-initialised (and the log says so);
-- a 2D ImageNet backbone (torchvision ResNet, TSN BN-Inception, MFNet2D): loaded by name into
-  the model's backbone, its classifier left out; for 3D models each 2D kernel is inflated
-  (repeated over time and divided by the temporal size), so a clip of identical frames gives
-  the 2D network's response;
+- the backbone of a 2D model (an ImageNet ResNet, BN-Inception or MFNet2D as a TSN): loaded by
+  name into the model's backbone, its classifier left out; for 3D models each 2D kernel is
+  inflated (repeated over time and divided by the temporal size), so a clip of identical
+  frames gives the 2D network's response wherever the zero temporal padding at the clip's
+  ends is out of the kernels' reach;
 - anything else: WeightsError listing the missing, unexpected and mismatched keys.
 Files are read with `weights_only=True`: a file that would execute code on load is refused.
 """
 import torch
 
-from utils.checkpoint import load_checkpoint
 
 from .modality import cross_modality_weight, first_conv_key
 
@@ -21,17 +21,6 @@ CLASSIFIER_PREFIXES = ('fc.', 'classifier.', 'last_linear.')
 
 class WeightsError(RuntimeError):
     """A weight file that does not fit the model; the message lists the keys."""
-
-
-def extract_state_dict(obj):
-    """The state dict inside a checkpoint: plain, or under 'model' / 'state_dict'."""
-    for key in ('model', 'state_dict', 'model_state'):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError('not a state dict: expected a mapping of parameter names to tensors')
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in obj.items()}
 
 
 def _describe(keys, limit=8):
@@ -143,12 +132,6 @@ def load_backbone_state(module, state_dict, source='state dict'):
     return ignored
 
 
-def _rename_classifier(state):
-    """TSN's BN-Inception files call the classifier last_linear; ours call it fc."""
-    return {('fc.' + k[len('last_linear.'):] if k.startswith('last_linear.') else k): v
-            for k, v in state.items()}
-
-
 def backbone_targets(model):
     """The submodules a 2D backbone file goes into: the model's `backbone`, or its own choice
     (`inflation_targets`, e.g. SlowFast's Slow pathway)."""
@@ -158,13 +141,24 @@ def backbone_targets(model):
 
 
 def load_backbone_file(model, path, logger=None):
-    """Load an ImageNet backbone file into the model's backbone (inflated for 3D models)."""
-    state = _rename_classifier(extract_state_dict(load_checkpoint(path)))
+    """Load the backbone of a 2D weight file (an ImageNet network of any known source) into
+    the model's backbone, inflated for 3D models. Returns the left-out classifier keys."""
+    from .convert import read_weights
+    return _load_backbone(model, read_weights(path), path, logger)
+
+
+def _load_backbone(model, converted, path, logger=None):
+    if converted.model_name not in TWO_D_MODELS:
+        raise WeightsError(f'{path} holds a {converted.model_name} model ({converted.source}), whose '
+                           f'weights do not fit {type(model).__name__}: use it with MODEL_NAME '
+                           f'{converted.model_name}')
+    backbone = {('fc.' + k[len('head.fc.'):] if k.startswith('head.fc.') else k[len('backbone.'):]): v
+                for k, v in converted.state_dict.items() if k.startswith(('backbone.', 'head.fc.'))}
     ignored = []
     for target in backbone_targets(model):
-        ignored = load_backbone_state(target, state, source=path)
+        ignored = load_backbone_state(target, backbone, source=path)
     if logger:
-        logger.info('loaded backbone weights from %s into %s (left out the classifier: %s)',
+        logger.info('loaded the backbone of %s into %s (left out the classifier: %s)',
                     path, type(model).__name__, ', '.join(ignored) or 'none')
     return ignored
 
@@ -186,18 +180,36 @@ def load_model_checkpoint(model, state, source='state dict', logger=None):
 
 
 def is_model_checkpoint(model, state):
-    """True when most of the file's keys are the model's own names (a checkpoint of this
-    model rather than a backbone file)."""
+    """True when the file is a whole checkpoint of this model: most of its keys are the
+    model's names, with the model's shapes outside the classifier (a Flow TSN takes an RGB
+    TSN's backbone, not the whole model)."""
     own = model.state_dict()
-    return sum(k in own for k in state) >= 0.5 * len(state)
+    shared = [k for k in state if k in own]
+    return (len(shared) >= 0.5 * len(state)
+            and all(state[k].shape == own[k].shape for k in shared if not k.startswith('head.')))
 
 
-def load_pretrained(model, path, logger=None):
-    """MODEL.PRETRAINED: a checkpoint of this model or a 2D backbone file (see module doc)."""
-    state = extract_state_dict(load_checkpoint(path))
-    if is_model_checkpoint(model, state):
-        load_model_checkpoint(model, state, source=path, logger=logger)
+TWO_D_MODELS = ('tsn', 'tsm')
+
+
+def load_converted(model, converted, path, logger=None):
+    """Load a converted weight file (models.convert.Converted) into `model`: whole when its
+    names are the model's (the classifier re-initialised for another class count), else the
+    backbone of a 2D model (TSN/TSM: an ImageNet network) into the model's backbone, inflated
+    for 3D models, its classifier left out."""
+    if is_model_checkpoint(model, converted.state_dict):
+        load_model_checkpoint(model, converted.state_dict, source=path, logger=logger)
         if logger:
             logger.info('loaded model weights from %s', path)
         return
-    load_backbone_file(model, path, logger)
+    _load_backbone(model, converted, path, logger)
+
+
+def load_pretrained(model, path, logger=None, source='auto'):
+    """A weight file of any known source (models.convert) into `model`, without a config:
+    see load_converted. Returns the Converted file."""
+    from .convert import read_weights
+    converted = read_weights(path, source)
+    load_converted(model, converted, path, logger)
+    return converted
+

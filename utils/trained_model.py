@@ -4,6 +4,7 @@ import os.path as osp
 
 from datasets import read_class_names
 from models import WeightsError, build_model
+from models.convert import apply_settings, ours
 
 from .checkpoint import load_checkpoint
 
@@ -25,10 +26,14 @@ def default_checkpoint(cfg, exp_folder):
 
 def load_model(cfg, checkpoint_path, logger):
     """build_model(cfg) with the checkpoint's weights (loaded with weights_only=True);
-    returns (model, checkpoint dict). A checkpoint of another model or class count is a
-    WeightsError that says which."""
-    model = build_model(cfg)
+    returns (model, checkpoint dict). The architecture options and input convention saved in
+    the checkpoint's config go into `cfg` first, except keys given on the command line, so a
+    model is evaluated, exported and shown as it was trained (MODEL.PRETRAINED is not read
+    again). A checkpoint of another model or class count is a WeightsError that says which."""
     state = load_checkpoint(checkpoint_path)
+    if isinstance(state.get('config'), dict) and ours.recognises(state):
+        apply_settings(cfg, ours.convert(state), logger, path=checkpoint_path)
+    model = build_model(cfg, logger, pretrained=False)
     weights = state['model'] if 'model' in state else state
     head = weights.get('head.fc.weight')
     if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:

@@ -40,13 +40,15 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions; in 3D the first one carries the temporal kernel (PySlowFast)."""
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, ops=OPS_2D, temporal_kernel=1):
+    def __init__(self, inplanes, planes, stride=1, downsample=None, ops=OPS_2D, temporal_kernel=1,
+                 inflate_conv2=False):
         super().__init__()
         self.temporal_shift = nn.Identity()   # TSM puts its shift here (no parameters)
         self.conv1 = ops.conv(inplanes, planes, 3, stride, temporal_kernel)
         self.bn1 = ops.norm(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = ops.conv(planes, planes, 3)
+        # mmaction2's BasicBlock3d gives the second conv the temporal kernel too
+        self.conv2 = ops.conv(planes, planes, 3, temporal=temporal_kernel if inflate_conv2 else 1)
         self.bn2 = ops.norm(planes)
         self.downsample = downsample
 
@@ -82,18 +84,19 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-def make_res_layer(block, inplanes, planes, blocks, stride=1, ops=OPS_2D, temporal_kernels=None):
+def make_res_layer(block, inplanes, planes, blocks, stride=1, ops=OPS_2D, temporal_kernels=None,
+                   **block_options):
     """One ResNet stage (torchvision's `layerN`): `blocks` blocks, the first one strided and
     projecting the shortcut when the shape changes. `temporal_kernels` gives each block's
-    temporal kernel in 3D."""
+    temporal kernel in 3D; `block_options` go to every block (BasicBlock's inflate_conv2)."""
     temporal_kernels = temporal_kernels or [1] * blocks
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
         downsample = nn.Sequential(ops.conv(inplanes, planes * block.expansion, 1, stride),
                                    ops.norm(planes * block.expansion))
-    layers = [block(inplanes, planes, stride, downsample, ops, temporal_kernels[0])]
-    layers += [block(planes * block.expansion, planes, ops=ops, temporal_kernel=temporal_kernels[i])
-               for i in range(1, blocks)]
+    layers = [block(inplanes, planes, stride, downsample, ops, temporal_kernels[0], **block_options)]
+    layers += [block(planes * block.expansion, planes, ops=ops, temporal_kernel=temporal_kernels[i],
+                     **block_options) for i in range(1, blocks)]
     return nn.Sequential(*layers)
 
 

@@ -6,7 +6,7 @@ get a temporal kernel follows PySlowFast's tables for the non-local / SlowFast p
 """
 import torch.nn as nn
 
-from .resnet import OPS_3D, RESNET_DEPTHS, init_resnet_weights, make_res_layer
+from .resnet import OPS_3D, RESNET_DEPTHS, BasicBlock, init_resnet_weights, make_res_layer
 
 # temporal kernel of: the stem, then each block of layer1..4 (a pattern repeated over the
 # stage's blocks), as in the papers' I3D-R50, SlowFast slow and fast pathways
@@ -27,20 +27,24 @@ class ResNet3dPathway(nn.Module):
     `width` is the stem's channel count (64; the SlowFast fast pathway uses 64 * beta).
     `lateral_channels` adds input channels to layer1..4 for what SlowFast fuses in from the
     fast pathway. `temporal_pool` halves time after layer1 (PySlowFast's I3D pool1).
+    `stem_temporal_stride` (conv, max pool): (1, 1) in PySlowFast, (2, 2) in mmaction2's I3D.
+    `inflate_conv2`: BasicBlocks (depth 18/34) inflate their second conv too (mmaction2).
     """
 
     def __init__(self, depth=50, kind='i3d', width=64, in_channels=3, lateral_channels=(0, 0, 0, 0),
-                 temporal_pool=False):
+                 temporal_pool=False, stem_temporal_stride=(1, 1), inflate_conv2=False):
         super().__init__()
         if depth not in RESNET_DEPTHS:
             raise KeyError(f'no ResNet-{depth}; choose one of {sorted(RESNET_DEPTHS)}')
         block, layers = RESNET_DEPTHS[depth]
         stem_kernel, patterns = TEMPORAL_KERNELS[kind]
-        self.conv1 = nn.Conv3d(in_channels, width, (stem_kernel, 7, 7), stride=(1, 2, 2),
+        conv_stride, pool_stride = stem_temporal_stride
+        self.conv1 = nn.Conv3d(in_channels, width, (stem_kernel, 7, 7), stride=(conv_stride, 2, 2),
                                padding=(stem_kernel // 2, 3, 3), bias=False)
         self.bn1 = nn.BatchNorm3d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(pool_stride, 2, 2), padding=(0, 1, 1))
+        block_options = {'inflate_conv2': True} if inflate_conv2 and block is BasicBlock else {}
         self.temporal_pool = nn.MaxPool3d((2, 1, 1), (2, 1, 1)) if temporal_pool else nn.Identity()
         self.stage_channels = []
         inplanes = width
@@ -48,7 +52,8 @@ class ResNet3dPathway(nn.Module):
             planes = width * 2 ** index
             layer = make_res_layer(block, inplanes + lateral_channels[index], planes, blocks,
                                    stride=1 if index == 0 else 2, ops=OPS_3D,
-                                   temporal_kernels=stage_temporal_kernels(patterns[index], blocks))
+                                   temporal_kernels=stage_temporal_kernels(patterns[index], blocks),
+                                   **block_options)
             setattr(self, f'layer{index + 1}', layer)
             inplanes = planes * block.expansion
             self.stage_channels.append(inplanes)

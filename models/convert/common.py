@@ -1,0 +1,158 @@
+"""What the per-source converters share: the result type, renaming by rules, input
+conventions, and reading the config text some checkpoints carry."""
+import ast
+import re
+from dataclasses import dataclass, field
+
+from ..weights import WeightsError
+
+BN_PARAMS = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
+
+# The input conventions of the published weights: pixels scaled to [0, VALUE_RANGE], channels
+# in CHANNEL_ORDER, then (x - MEAN) / STD.
+IMAGENET = {'DATASET.MEAN': [0.485, 0.456, 0.406], 'DATASET.STD': [0.229, 0.224, 0.225],
+            'DATASET.CHANNEL_ORDER': 'RGB', 'DATASET.VALUE_RANGE': 1.0}
+CAFFE_BGR = {'DATASET.MEAN': [104.0, 117.0, 128.0], 'DATASET.STD': [1.0, 1.0, 1.0],
+             'DATASET.CHANNEL_ORDER': 'BGR', 'DATASET.VALUE_RANGE': 255.0}
+KINETICS_SLOWFAST = {'DATASET.MEAN': [0.45, 0.45, 0.45], 'DATASET.STD': [0.225, 0.225, 0.225],
+                     'DATASET.CHANNEL_ORDER': 'RGB', 'DATASET.VALUE_RANGE': 1.0}
+CONVENTION_KEYS = tuple(IMAGENET)
+
+# Architecture options a weight file may imply (on top of MODEL_NAME and BACKBONE).
+ARCHITECTURE_KEYS = ('MODEL.SLOWFAST_ALPHA', 'MODEL.SLOWFAST_BETA_INV', 'MODEL.SLOWFAST_FUSION_KERNEL',
+                     'MODEL.SLOWFAST_LATERAL', 'MODEL.SLOWFAST_SLOW_FRAMES',
+                     'MODEL.STEM_TEMPORAL_STRIDE', 'MODEL.INFLATE_BASIC_CONV2', 'MODEL.TSM_SHIFT_DIV')
+
+
+@dataclass
+class Converted:
+    """A weight file in our terms: `state_dict` in the parameter names of our `model_name`
+    with `options['BACKBONE']`; `options` the architecture settings it needs (dotted config
+    keys), `convention` its input convention, `notes` what the conversion did."""
+    state_dict: dict
+    model_name: str
+    options: dict
+    convention: dict
+    notes: list = field(default_factory=list)
+    source: str = ''
+
+    @property
+    def num_classes(self):
+        head = self.state_dict.get('head.fc.weight')
+        return None if head is None else int(head.shape[0])
+
+
+def rgb_convention(mean, std, value_range):
+    """The convention of RGB weights with this mean and std (in [0, value_range] units)."""
+    return {'DATASET.MEAN': [float(v) for v in mean], 'DATASET.STD': [float(v) for v in std],
+            'DATASET.CHANNEL_ORDER': 'RGB', 'DATASET.VALUE_RANGE': float(value_range)}
+
+
+def unwrap(checkpoint, key):
+    """checkpoint[key] without DataParallel's `module.` prefixes, or None when the checkpoint
+    holds no such dict."""
+    state = checkpoint.get(key) if isinstance(checkpoint, dict) else None
+    return strip_prefix(state, 'module.') if isinstance(state, dict) else None
+
+
+def strip_prefix(state_dict, prefix):
+    """Keys without `prefix` where they have it ('module.' of DataParallel files)."""
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+
+
+def rename(state_dict, rules, source):
+    """Each key through the first (pattern, replacement) rule whose pattern matches it whole;
+    the replacement is a re.sub template or a function of the match; None drops the key. A
+    key that no rule matches is a WeightsError naming it."""
+    renamed, unmatched = {}, []
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    for key, value in state_dict.items():
+        for pattern, replacement in compiled:
+            if pattern.fullmatch(key):
+                if replacement is not None:
+                    renamed[pattern.sub(replacement, key)] = value
+                break
+        else:
+            unmatched.append(key)
+    if unmatched:
+        shown = ', '.join(unmatched[:6]) + (f' ... and {len(unmatched) - 6} more' if len(unmatched) > 6 else '')
+        raise WeightsError(f'{source}: keys this converter has no rule for: {shown}')
+    return renamed
+
+
+def resnet_depth(state_dict, prefix=''):
+    """18/34/50/101/152 from the block counts of layer1..4 (and the block type)."""
+    counts = []
+    for layer in range(1, 5):
+        blocks = {int(m.group(1)) for k in state_dict
+                  for m in [re.match(rf'{re.escape(prefix)}layer{layer}\.(\d+)\.', k)] if m}
+        counts.append(len(blocks))
+    bottleneck = any(re.match(rf'{re.escape(prefix)}layer1\.0\.conv3\.', k) for k in state_dict)
+    depths = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
+              (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+    depth = depths.get(tuple(counts) + (bottleneck,))
+    if depth is None:
+        raise WeightsError(f'not a ResNet of a known depth: blocks per stage {counts}')
+    return depth
+
+
+def alpha_from_fusion_kernel(kernel, source, notes):
+    """SlowFast's alpha when the file does not say it: every published configuration pairs
+    lateral kernel 7 with alpha 4 (8x8) and kernel 5 with alpha 8 (4x16)."""
+    alpha = {7: 4, 5: 8}.get(kernel)
+    if alpha is None:
+        raise WeightsError(f'{source} SlowFast without its config and with fusion kernel {kernel}: '
+                           'set MODEL.SLOWFAST_ALPHA')
+    notes.append(f'alpha {alpha} inferred from fusion kernel {kernel} (every published configuration '
+                 'pairs kernel 7 with alpha 4 and 5 with alpha 8)')
+    return alpha
+
+
+def has_key(state_dict, pattern):
+    compiled = re.compile(pattern)
+    return any(compiled.fullmatch(k) for k in state_dict)
+
+
+# ---------------------------------------------------------------- config text in checkpoints
+def _literal(node):
+    """A Python config expression of literals, dict(...) calls, lists and tuples."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' \
+            and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(item) for item in node.elts]
+    return ast.literal_eval(node)
+
+
+def config_assignments(text):
+    """{name: value} of the top-level `name = <literal or dict(...)>` lines of an mmengine
+    config text (meta['cfg'] of mmaction2 checkpoints); other lines are skipped. Nothing is
+    executed."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    values = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            try:
+                values[statement.targets[0].id] = _literal(statement.value)
+            except (ValueError, TypeError, SyntaxError):
+                pass
+    return values
+
+
+def guess_model_name(state_dict):
+    """Our MODEL_NAME from our own parameter names (TSM has TSN's names: 'tsn')."""
+    if any(k.startswith('slow.') for k in state_dict) and any(k.startswith('fast.') for k in state_dict):
+        return 'slowfast'
+    conv = state_dict.get('backbone.conv1.conv.weight')
+    if conv is not None:
+        return 'mfnet3d' if conv.dim() == 5 else 'tsn'
+    conv = state_dict.get('backbone.conv1.weight')
+    if conv is not None and conv.dim() == 5:
+        return 'i3d'
+    return 'tsn'

@@ -1,0 +1,44 @@
+"""DLAC's own checkpoints (best.pth, last.pth, `python -m models.convert` output): `model` (our
+parameter names) and `config` (the run's config, with the architecture options and the input
+convention the weights were trained with)."""
+import torch
+
+from .common import ARCHITECTURE_KEYS, CONVENTION_KEYS, IMAGENET, Converted, guess_model_name
+
+NAME = 'dlac'
+DESCRIPTION = "this project's checkpoints: {'model', 'config'} (best.pth, last.pth, models.convert output)"
+
+
+OUR_PREFIXES = ('backbone.', 'head.', 'slow.', 'fast.', 'lateral.')
+
+
+def recognises(checkpoint):
+    model = checkpoint.get('model') if isinstance(checkpoint, dict) else None
+    return (isinstance(model, dict) and bool(model)
+            and all(isinstance(v, torch.Tensor) and k.startswith(OUR_PREFIXES)
+                    for k, v in model.items()))
+
+
+def lookup(config, key):
+    node = config
+    for part in key.split('.'):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def convert(checkpoint):
+    state = checkpoint['model']
+    config = checkpoint.get('config') or {}
+    model_name = (config.get('MODEL_NAME') or guess_model_name(state)).lower()
+    options = {key: lookup(config, key) for key in ('BACKBONE',) + ARCHITECTURE_KEYS
+               if lookup(config, key) is not None}
+    convention = {}
+    if config:      # files from before the convention keys were RGB in [0, 1]
+        convention = {key: lookup(config, key) if lookup(config, key) is not None else IMAGENET[key]
+                      for key in CONVENTION_KEYS}
+    notes = ['no renaming (our own names)']
+    if not config:
+        notes.append(f'no config in the file: model {model_name!r} guessed from the names')
+    return Converted(dict(state), model_name, options, convention, notes)
