@@ -23,8 +23,9 @@ __C = EasyDict()
 ActivityConfig = __C
 
 # ---------------------------------------------------------------- experiment
-__C.GPUS = [0]                 # GPU ids for nn.DataParallel; ignored on a CPU-only machine and
-                               # under torchrun (DDP: one process per GPU, GPU = LOCAL_RANK)
+__C.GPUS = [0]                 # GPU ids for nn.DataParallel, or a count (DLAC's `GPUS 8`: that many,
+                               # or what there is, with a warning); ignored on a CPU-only machine
+                               # and under torchrun (DDP: one process per GPU, GPU = LOCAL_RANK)
 __C.USE_DISTRIBUTED = False    # DDP is used whenever torchrun starts the job; True also forces
                                # a one-process group outside torchrun
 __C.EXP_TYPE = 'T'             # 'T' train, 'E' evaluate
@@ -47,6 +48,8 @@ __C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_spli
 __C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'
 __C.DATASET.CLASS_NUM = 8
 __C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
+__C.DATASET.FRAME_START = 1         # number of the first frame file of a folder: 1 (img_00001.jpg)
+                                    # or 0 (img_00000.jpg, DLAC's frame folders)
 __C.DATASET.FLOW_FORMAT = 'flow_{}_{:05d}.jpg'  # flow_x_00001.jpg / flow_y_00001.jpg
 __C.DATASET.FLOW_MEAN = [0.5]       # flow JPEGs: 128 = no motion, [0, 255] = [-20, 20] pixels
 __C.DATASET.FLOW_STD = [0.5]
@@ -122,6 +125,13 @@ __C.TRAIN.LR_SCALING = 'linear'     # DDP: 'linear' = BASE_LR x number of proces
                                     # 2017, as the global batch grows); 'none' = BASE_LR as is
 __C.TRAIN.LR_STEPS = [8, 11]
 __C.TRAIN.LR_DECAY = 0.1
+__C.TRAIN.LR_POLICY = 'step'        # 'step' (LR_STEPS, LR_DECAY), 'cosine' (half cosine to 0 at the
+                                    # end) or 'sgdr' (DLAC: cosine restarts every SGDR_PERIOD_EPOCHS)
+__C.TRAIN.WARMUP_EPOCHS = 0.0       # linear warmup per iteration over this many epochs
+__C.TRAIN.WARMUP_START_LR = 0.0     # ... from this LR
+__C.TRAIN.SGDR_PERIOD_EPOCHS = 10.0 # 'sgdr': epochs between restarts
+__C.TRAIN.PARAM_GROUPS = 'none'     # 'none' or 'tsn' (TSN/DLAC: biases x2 LR, no decay on biases
+                                    # and BN)
 __C.TRAIN.MOMENTUM = 0.9
 __C.TRAIN.WEIGHT_DECAY = 5e-4
 __C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
@@ -152,6 +162,9 @@ _DEFAULTS = copy.deepcopy(__C)
 # with weights (a converted checkpoint's architecture options, its input convention) fill in
 # every other key, but never these.
 _EXPLICIT = set()
+
+# What reading a DLAC config.py (or DLAC key names on the command line) translated, for the log.
+_DLAC_TRANSLATION = {'notes': [], 'ignored': []}
 
 # Frames (or flow fields) per segment of each modality, where DATA.NEW_LENGTH is 0.
 MODALITY_NEW_LENGTH = {'RGB': 1, 'Flow': 5, 'RGBDiff': 5}
@@ -212,6 +225,8 @@ def _coerce(full_key, old, new):
     elif isinstance(old, (list, tuple)):
         if isinstance(new, (list, tuple)):
             return list(new)
+        if full_key == 'GPUS' and isinstance(new, int) and not isinstance(new, bool) and new >= 0:
+            return new                  # a count, as DLAC's config has it
     elif isinstance(old, dict):
         if isinstance(new, dict):
             return new
@@ -250,16 +265,50 @@ def merge_list(pairs, cfg=__C):
         parts = key.split('.')
         for part in parts[:-1]:
             if part not in node or not isinstance(node[part], dict):
-                raise _unknown_key(key)
+                node = None
+                break
             node = node[part]
+        if node is None:
+            if _merge_dlac_pair(key, text, cfg):
+                continue
+            raise _unknown_key(key)
         leaf = parts[-1]
         if leaf not in node:
+            if _merge_dlac_pair(key, text, cfg):
+                continue
             raise _unknown_key(key)
         if isinstance(node[leaf], dict):
             raise ConfigError(f"config key '{key}' is a section; give its sub-keys")
         value = text if isinstance(node[leaf], str) else _parse_value(text)
         node[leaf] = _coerce(key, node[leaf], value)
         _EXPLICIT.add(key)
+
+
+def _merge_dlac_pair(key, text, cfg):
+    """A DLAC key name given as KEY VALUE, merged in DLAC's meaning; False if it is none."""
+    import config_dlac
+    try:
+        pairs = config_dlac.translate_pair(key, _parse_value(text), str(cfg.MODEL_NAME).lower())
+    except config_dlac.DlacConfigError as err:
+        raise ConfigError(str(err)) from err
+    if pairs is None:
+        return False
+    if not pairs:
+        _DLAC_TRANSLATION['ignored'].append(key)
+    for ours, value, why in pairs:
+        _assign(ours, value, cfg)
+        _EXPLICIT.add(ours)
+        _DLAC_TRANSLATION['notes'].append(f'{key} {text} -> {ours} {value!r} ({why})')
+    return True
+
+
+def log_dlac_translation(logger):
+    """Log, once per run, what a DLAC config.py or DLAC key names were translated into."""
+    for line in _DLAC_TRANSLATION['notes']:
+        logger.info('DLAC config: %s', line)
+    if _DLAC_TRANSLATION['ignored']:
+        logger.warning('DLAC config keys with no meaning here, ignored: %s',
+                       ', '.join(_DLAC_TRANSLATION['ignored']))
 
 
 def is_explicit(key):
@@ -272,6 +321,12 @@ def set_unless_explicit(key, value, cfg=__C):
     was set."""
     if is_explicit(key):
         return False
+    _assign(key, value, cfg)
+    return True
+
+
+def _assign(key, value, cfg=__C):
+    """cfg[dotted key] = value, type-checked against the default."""
     *parents, leaf = key.split('.')
     node = cfg
     for part in parents:
@@ -279,7 +334,28 @@ def set_unless_explicit(key, value, cfg=__C):
     if leaf not in node:
         raise _unknown_key(key)
     node[leaf] = _coerce(key, node[leaf], value)
-    return True
+
+
+def _nested(flat):
+    """{'TRAIN.EPOCHS': 3} -> {'TRAIN': {'EPOCHS': 3}}."""
+    nested = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split('.')
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _read_dlac_config(path, namespace, config_dlac):
+    try:
+        overrides, notes, ignored = config_dlac.translate(namespace.get('__C', namespace.get('ActivityConfig')))
+    except config_dlac.DlacConfigError as err:
+        raise ConfigError(f'{path}: {err}') from err
+    _DLAC_TRANSLATION['notes'].extend([f'read {path} as a DLAC config.py'] + notes)
+    _DLAC_TRANSLATION['ignored'].extend(ignored)
+    return _nested(overrides)
 
 
 def load_file(path):
@@ -288,9 +364,13 @@ def load_file(path):
         raise ConfigError(f"config file not found: {path}")
     if path.endswith('.py'):
         namespace = runpy.run_path(path)
-        if not isinstance(namespace.get('cfg'), dict):
-            raise ConfigError(f"{path}: a Python config file must define a dict named 'cfg'")
-        return namespace['cfg']
+        if isinstance(namespace.get('cfg'), dict):
+            return namespace['cfg']
+        import config_dlac
+        if config_dlac.is_dlac_config(namespace):
+            return _read_dlac_config(path, namespace, config_dlac)
+        raise ConfigError(f"{path}: a Python config file must define a dict named 'cfg', or be "
+                          "a DLAC config.py (an EasyDict __C / ActivityConfig)")
     with open(path, encoding='utf-8') as handle:
         try:
             data = yaml.safe_load(handle) or {}
@@ -332,6 +412,12 @@ def resolve_paths(cfg=__C):
                           f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
     cfg.MODEL.PRETRAINED = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg)
     resolve_model_defaults(cfg)
+    if cfg.TRAIN.LR_POLICY not in ('step', 'cosine', 'sgdr'):
+        raise ConfigError(f"TRAIN.LR_POLICY must be 'step', 'cosine' or 'sgdr', got {cfg.TRAIN.LR_POLICY!r}")
+    if cfg.TRAIN.PARAM_GROUPS not in ('none', 'tsn'):
+        raise ConfigError(f"TRAIN.PARAM_GROUPS must be 'none' or 'tsn', got {cfg.TRAIN.PARAM_GROUPS!r}")
+    if cfg.DATASET.FRAME_START not in (0, 1):
+        raise ConfigError(f'DATASET.FRAME_START must be 0 or 1, got {cfg.DATASET.FRAME_START}')
     if cfg.TRAIN.LR_SCALING not in ('linear', 'none'):
         raise ConfigError(f"TRAIN.LR_SCALING must be 'linear' or 'none', got {cfg.TRAIN.LR_SCALING!r}")
     if cfg.DATASET.SAMPLING not in ('segment', 'dense'):
@@ -401,6 +487,8 @@ def reset():
     __C.clear()
     __C.update(copy.deepcopy(_DEFAULTS))
     _EXPLICIT.clear()
+    _DLAC_TRANSLATION['notes'].clear()
+    _DLAC_TRANSLATION['ignored'].clear()
 
 
 # ---------------------------------------------------------------- command line
@@ -427,6 +515,8 @@ def parse_config(argv=None, description='DLAC', parser=None, exp_type=None):
         for path in args.cfg_files:
             merge_dict(load_file(path))
         merge_list(args.opts)
+        if exp_type == 'E':         # evaluate.py evaluates, whatever a (DLAC) config file says
+            __C.EXP_TYPE = 'E'
         resolve_paths(__C)
     except ConfigError as err:
         print(f'config error: {err}', file=sys.stderr)

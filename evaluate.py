@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from config import build_parser, exp_dir, parse_config
+from config import build_parser, exp_dir, log_dlac_translation, parse_config
 from datasets import DataLoadingError, build_dataset, build_loader, build_normalizer, check_data
 from utils.acceleration import runnable_model, to_channels_last
 from utils.cli import run_entry_point
@@ -66,6 +66,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
     out_dir = exp_dir(cfg)
     eval_dir = osp.join(out_dir, 'eval')
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
+    log_dlac_translation(logger)
     set_cpu_threads(cfg.NUM_THREADS)
     checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
     check_data(cfg, splits=('val',))

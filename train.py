@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 from tensorboardX import SummaryWriter
 
-from config import build_parser, exp_dir, parse_config, save_config, to_plain
+import evaluate
+from config import build_parser, exp_dir, log_dlac_translation, parse_config, save_config, to_plain
 from datasets import build_dataset, build_loader, build_normalizer, check_data
 from models import WeightsError, build_model
 from utils.acceleration import (check_acceleration, grad_scaler, runnable_model, set_determinism,
@@ -28,8 +29,9 @@ from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup,
                                sync_batch_norm)
 from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
-from utils.lr_schedule import multistep_lr, set_lr
+from utils.lr_schedule import learning_rate, set_lr
 from utils.meters import AverageMeter
+from utils.optimizer import build_optimizer
 from utils.metrics import summarize, topk_correct
 from utils.plots import save_curves_png
 from utils.progress import progress
@@ -46,11 +48,6 @@ class NullWriter:
 
     def close(self):
         pass
-
-
-def build_optimizer(model, cfg, lr):
-    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                           lr=lr, momentum=cfg.TRAIN.MOMENTUM, weight_decay=cfg.TRAIN.WEIGHT_DECAY)
 
 
 def step_seed(seed, epoch, step, rank):
@@ -89,10 +86,11 @@ def apply_step(optimizer, scaler):
 
 def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
                     start_step=0, totals=None, stop=None, scaler=None, bad_samples=None,
-                    health=None):
+                    health=None, base_lr=None):
     """One pass over this process's shard of the training set, from `start_step` on (a resumed
     epoch). `totals` are the epoch's [loss sum, correct sum, clips] so far over all processes.
-    `scaler` is the run's GradScaler (built once per run, saved in last.pth).
+    `scaler` is the run's GradScaler (built once per run, saved in last.pth). With `base_lr`,
+    each step's LR is set from TRAIN.LR_POLICY as a function of the global step.
     Returns the epoch's mean loss and top1 over all processes and the steps this one took.
     Raises TrainingStopped at the first step boundary after a stop signal, TrainingDiverged
     after TRAIN.MAX_BAD_STEPS skipped steps in a row (a NaN/inf loss, or gradients the loss
@@ -114,6 +112,9 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         meters['data_time'].update(time.time() - end)
         new_bad = bad_samples.new_in_batch(bad[0]) if bad_samples is not None and bad else 0
         torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
+        if base_lr is not None:
+            set_lr(optimizer, learning_rate(cfg.TRAIN, base_lr, epoch * steps_per_epoch + step,
+                                            steps_per_epoch))
         clips, labels = normalize(clips), labels.to(device, non_blocking=True)
         logits = model(clips)           # float32 logits, AMP or not (AutocastForward)
         loss = criterion(logits, labels)
@@ -259,7 +260,10 @@ def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
         'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
         'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
         'lr': cfg.TRAIN.BASE_LR * lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
-        'lr_decay': cfg.TRAIN.LR_DECAY, 'momentum': cfg.TRAIN.MOMENTUM,
+        'lr_decay': cfg.TRAIN.LR_DECAY, 'lr_policy': cfg.TRAIN.LR_POLICY,
+        'warmup_epochs': cfg.TRAIN.WARMUP_EPOCHS, 'warmup_start_lr': cfg.TRAIN.WARMUP_START_LR,
+        'sgdr_period_epochs': cfg.TRAIN.SGDR_PERIOD_EPOCHS, 'param_groups': cfg.TRAIN.PARAM_GROUPS,
+        'momentum': cfg.TRAIN.MOMENTUM,
         'weight_decay': cfg.TRAIN.WEIGHT_DECAY, 'clip_grad': cfg.TRAIN.CLIP_GRAD,
         'num_segments': cfg.DATA.NUM_SEGMENTS, 'crop_size': cfg.DATASET.CROP_SIZE,
         'replica_max_abs_diff': replica_diff,
@@ -310,6 +314,7 @@ def train_model(cfg, ctx):
     if ctx.is_main:
         os.makedirs(checkpoint_dir, exist_ok=True)
     logger = setup_logger(osp.join(out_dir, 'log'), filename='train.log', rank=ctx.rank)
+    log_dlac_translation(logger)
     check_acceleration(cfg, ctx)
     set_cpu_threads(cfg.NUM_THREADS)
     set_determinism(cfg)
@@ -364,8 +369,8 @@ def train_model(cfg, ctx):
                 resumed = epoch == start['epoch']
                 first_step = start['step'] if resumed else 0
                 started = time.time()
-                lr = multistep_lr(cfg.TRAIN.BASE_LR * lr_scale, cfg.TRAIN.LR_STEPS, cfg.TRAIN.LR_DECAY, epoch)
-                set_lr(optimizer, lr)
+                lr = learning_rate(cfg.TRAIN, cfg.TRAIN.BASE_LR * lr_scale, epoch * steps_per_epoch,
+                                   steps_per_epoch)          # the epoch's first step
                 train_set.set_epoch(epoch)
                 train_loader.sampler.set_epoch(epoch)
                 train_loader.sampler.skip(first_step * cfg.TRAIN.BASE_BATCH_SIZE)
@@ -375,7 +380,8 @@ def train_model(cfg, ctx):
                     train_loss, train_top1, steps = train_one_epoch(
                         model, train_loader, optimizer, ctx.device, cfg, epoch, writer, logger,
                         ctx=ctx, start_step=first_step, totals=start['totals'] if resumed else None,
-                        stop=stop, scaler=scaler, bad_samples=bad_samples, health=health)
+                        stop=stop, scaler=scaler, bad_samples=bad_samples, health=health,
+                        base_lr=cfg.TRAIN.BASE_LR * lr_scale)
                 except TrainingStopped as stopped:
                     if ctx.is_main:
                         save_last(last_path, bare, optimizer, scaler, cfg, ctx, epoch, best_top1,
@@ -445,6 +451,10 @@ def main(argv=None):
                         help="'auto' (default: last.pth if present), a checkpoint path, or '' "
                              'to start fresh; overrides TRAIN.RESUME')
     cfg, args = parse_config(argv, parser=parser, exp_type='T')
+    if cfg.EXP_TYPE == 'E':        # a config (DLAC's) that says: evaluate
+        print("EXP_TYPE 'E' (evaluate) in the config: evaluating instead of training, as "
+              'evaluate.py does (bash Script/run_evaluate_m.sh)', file=sys.stderr)
+        return run_entry_point(evaluate.run_evaluation, cfg)
     if args.resume is not None:
         cfg.TRAIN.RESUME = args.resume
     return run_entry_point(run_training, cfg)

@@ -7,7 +7,9 @@
 #        [--cfg FILE ...] [KEY VALUE ...]
 #
 #   -n  nodes (default 1)          -g  processes per node: GPUs, or CPU processes (default 1)
-#   -c  CPU threads per process, also OMP_NUM_THREADS (default: cores / processes)
+#   -c  CPU threads per process, also OMP_NUM_THREADS (default: cores / processes); the
+#       original DLAC's -c (CPUs per node) was read but never used
+#   DLAC's -n and -g mean the same here: nodes, and GPUs (processes) per node
 #   --master ADDR:PORT   where the nodes meet (multi-node: required, the same on every node)
 #   --node-rank R        fixed rank of this node (static rendezvous); without it, torchrun's
 #                        c10d rendezvous assigns ranks and supports --max-restarts across nodes
@@ -22,7 +24,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_python.sh"
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 nodes=1 procs=1 threads=0 master='' node_rank='' restarts=0 entry=train.py
 while [ $# -gt 0 ]; do
   case "$1" in

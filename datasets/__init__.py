@@ -57,7 +57,7 @@ def build_dataset(cfg, split):
                         frame_interval=cfg.DATA.FRAME_INTERVAL, num_clips=cfg.VAL.NUM_CLIPS,
                         img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED,
                         min_side=cfg.DATASET.SCALE_SIZE, modality=cfg.MODALITY,
-                        flow_format=cfg.DATASET.FLOW_FORMAT)
+                        flow_format=cfg.DATASET.FLOW_FORMAT, frame_start=cfg.DATASET.FRAME_START)
 
 
 def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):

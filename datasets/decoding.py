@@ -52,13 +52,14 @@ def read_image(path, min_side=0, out=None):
     return image
 
 
-def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0):
-    """Frames `indices` (0-based) of a folder holding img_00001.jpg ... (1-based names),
-    decoded straight into the clip array. A frame asked for twice is decoded once."""
+def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
+    """Frames `indices` (0-based) of a folder holding img_00001.jpg ... (names counted from
+    `frame_start`: 1, or 0 in DLAC's folders), decoded straight into the clip array. A frame
+    asked for twice is decoded once."""
     indices = [int(i) for i in indices]
     if not indices:
         raise DecodeError(f'{folder}: no frame indices requested')
-    first = read_image(osp.join(folder, img_format.format(indices[0] + 1)), min_side)
+    first = read_image(osp.join(folder, img_format.format(indices[0] + frame_start)), min_side)
     frames = np.empty((len(indices),) + first.shape, dtype=np.uint8)
     frames[0] = first
     done = {indices[0]: 0}
@@ -66,12 +67,13 @@ def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0):
         if index in done:
             frames[position] = frames[done[index]]
             continue
-        read_image(osp.join(folder, img_format.format(index + 1)), min_side, out=frames[position])
+        read_image(osp.join(folder, img_format.format(index + frame_start)), min_side,
+                   out=frames[position])
         done[index] = position
     return frames
 
 
-def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side=0):
+def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side=0, frame_start=1):
     """Flow fields `indices` (0-based) of a folder holding flow_x_00001.jpg / flow_y_00001.jpg
     ... (grayscale, 128 = no motion) as uint8 [T, H, W, 2]: x then y."""
     indices = [int(i) for i in indices]
@@ -80,7 +82,7 @@ def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side
     frames = None
     for position, index in enumerate(indices):
         for plane, axis in enumerate('xy'):
-            path = osp.join(folder, flow_format.format(axis, index + 1))
+            path = osp.join(folder, flow_format.format(axis, index + frame_start))
             try:
                 image = simplejpeg.decode_jpeg(_read_bytes(path), colorspace='GRAY',
                                                min_height=min_side, min_width=min_side)
@@ -95,12 +97,12 @@ def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side
     return frames
 
 
-def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0):
+def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
     """Dispatch on the record: video file or frame folder under `root`."""
     path = osp.join(root, record.path)
     if record.is_video:
         return load_video(path, indices, min_side)
-    return load_frame_folder(path, indices, img_format, min_side)
+    return load_frame_folder(path, indices, img_format, min_side, frame_start)
 
 
 __all__ = ['DecodeError', 'read_image', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',

@@ -1,4 +1,6 @@
-"""Metafile lines -> VideoRecord. Format: `<path> <num_frames> <label>`, split from the right."""
+"""Metafile lines -> VideoRecord. Format: `<path> <num_frames> <label>`, split from the right,
+separated by whitespace or (DLAC's .csv metafiles) by commas: the separator is found per file
+from its first sample line, and paths may hold spaces and commas either way."""
 import os.path as osp
 from dataclasses import dataclass, field
 
@@ -21,11 +23,19 @@ class VideoRecord:
         return self.path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def parse_line(line, source='<string>', line_no=0):
-    parts = line.rstrip('\n').rsplit(maxsplit=2)
+def find_separator(line):
+    """',' when the line is `path,frames,label` (DLAC's CSV metafiles), else None (whitespace)."""
+    parts = line.strip().rsplit(',', 2)
+    return ',' if len(parts) == 3 and all(p.strip().lstrip('-').isdigit() for p in parts[1:]) else None
+
+
+def parse_line(line, source='<string>', line_no=0, separator=None):
+    parts = [part.strip() for part in line.rstrip('\n').rsplit(separator, 2)] if separator \
+        else line.rstrip('\n').rsplit(maxsplit=2)
     where = f'{source}:{line_no}'
     if len(parts) != 3:
-        raise MetafileError(f"{where}: expected '<path> <num_frames> <label>', got {line.strip()!r}")
+        shape = ('<path>,<num_frames>,<label>' if separator else '<path> <num_frames> <label>')
+        raise MetafileError(f"{where}: expected '{shape}', got {line.strip()!r}")
     path, frames_text, label_text = parts
     try:
         num_frames, label = int(frames_text), int(label_text)
@@ -56,12 +66,15 @@ def check_metafile(path, num_classes=None):
     if not osp.isfile(path):
         return [], [f'metafile not found: {path}']
     records, problems, first_line = [], [], {}
+    separator = False          # not known until the first sample line
     with open(path, encoding='utf-8') as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip() or line.lstrip().startswith('#'):
                 continue
+            if separator is False:
+                separator = find_separator(line)
             try:
-                record = parse_line(line, path, line_no)
+                record = parse_line(line, path, line_no, separator)
             except MetafileError as err:
                 problems.append(str(err))
                 continue

@@ -29,7 +29,7 @@ class VideoDataset(Dataset):
     def __init__(self, records, root, mode, transform, sampling='segment', num_segments=3,
                  new_length=1, clip_len=8, frame_interval=2, num_clips=1,
                  img_format='img_{:05d}.jpg', seed=0, min_side=0, replace_bad=True,
-                 modality='RGB', flow_format='flow_{}_{:05d}.jpg'):
+                 modality='RGB', flow_format='flow_{}_{:05d}.jpg', frame_start=1):
         if mode not in ('train', 'val', 'test'):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
         if sampling not in ('segment', 'dense'):
@@ -50,6 +50,7 @@ class VideoDataset(Dataset):
         self.replace_bad = replace_bad
         self.modality = modality
         self.flow_format = flow_format
+        self.frame_start = frame_start      # number of a folder's first frame file (1, or 0: DLAC)
         # frames loaded per segment: RGBDiff needs one more than the differences it stacks
         self.segment_length = new_length + (1 if modality == 'RGBDiff' else 0)
         self.epoch = 0
@@ -86,9 +87,10 @@ class VideoDataset(Dataset):
         indices = self.sample_indices(record.num_frames, rng)
         if self.modality == 'Flow':
             frames = load_flow_folder(osp.join(self.root, record.path), indices, self.flow_format,
-                                      self.min_side)
+                                      self.min_side, self.frame_start)
         else:
-            frames = load_frames(self.root, record, indices, self.img_format, self.min_side)
+            frames = load_frames(self.root, record, indices, self.img_format, self.min_side,
+                                 self.frame_start)
         if self.mode != 'test':
             return self.transform(frames, rng)
         views = []

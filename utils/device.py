@@ -1,5 +1,6 @@
 """Where the model runs: CPU, one GPU, or nn.DataParallel over cfg.GPUS."""
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -28,9 +29,25 @@ def check_gpu_ids(gpus):
             'from 0 within the visible devices). Set GPUS to ids among them, e.g. GPUS "[0]"')
 
 
+def resolve_gpu_count(cfg):
+    """GPUS given as a count (DLAC's meaning: `GPUS 8`) becomes the ids of that many visible
+    GPUs; asking for more than there are warns once and runs on what is there (the CPU when
+    there is none). A list of ids is left for check_gpu_ids."""
+    if isinstance(cfg.GPUS, bool) or not isinstance(cfg.GPUS, int):
+        return
+    wanted = cfg.GPUS
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    cfg.GPUS = list(range(min(wanted, available)))
+    if wanted > available:
+        where = f'GPUs {cfg.GPUS}' if cfg.GPUS else 'the CPU'
+        print(f'warning: GPUS {wanted} asks for {wanted} GPUs, this machine shows {available}: '
+              f'running on {where}', file=sys.stderr)
+
+
 def select_device(cfg):
     """cuda:<first of GPUS> (made the current device) when a GPU exists and GPUS is
-    non-empty, after checking every id; else the CPU."""
+    non-empty, after checking every id; else the CPU. GPUS may be a count (DLAC)."""
+    resolve_gpu_count(cfg)
     if not (torch.cuda.is_available() and cfg.GPUS):
         return torch.device('cpu')
     check_gpu_ids(cfg.GPUS)

@@ -71,7 +71,7 @@ def main(argv=None):
         subsets[subset].append(Sample(f'v_{video_id}_{number}', label_of[label], video, where,
                                       start=max(0.0, start), end=end))
     build('activitynet', args.out, {1: subsets}, classes, args.mode, args.workers,
-          args.short_side, osp.join(args.out, 'clips'), flow=args.flow)
+          args.short_side, osp.join(args.out, 'clips'), flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

@@ -95,7 +95,7 @@ def main(argv=None):
     else:
         subsets = random_split(args.root, classes, args.val_ratio, args.seed)
     build('custom', args.out, {1: subsets}, list(classes), args.mode, args.workers,
-          args.short_side, args.root, flow=args.flow)
+          args.short_side, args.root, flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

@@ -81,7 +81,7 @@ def main(argv=None):
     classes = class_names(split_dir)
     splits = {n: read_split(split_dir, video_dir, n, classes) for n in args.split}
     build('hmdb51', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,
-          flow=args.flow)
+          flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

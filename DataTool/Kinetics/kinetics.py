@@ -84,7 +84,7 @@ def main(argv=None):
                                           where if video else f'{where} (no {stem}.* under --root)'))
     name = f'kinetics{args.version or len(classes)}'
     build(name, args.out, {1: subsets}, classes, args.mode, args.workers, args.short_side,
-          args.root, flow=args.flow)
+          args.root, flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

@@ -90,7 +90,7 @@ def main(argv=None):
     videos = index_videos(args.root)
     subsets = {subset: read_subset(paths[subset], label_of, videos) for subset in ('train', 'val')}
     build('sthv2', args.out, {1: subsets}, classes, args.mode, args.workers, args.short_side,
-          args.root, flow=args.flow)
+          args.root, flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

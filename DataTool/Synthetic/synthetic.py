@@ -37,10 +37,13 @@ SPLITS = ('train', 'val')
 FORMAT_VERSION = 3
 
 
-def _settings(seed, videos_per_class, frame_range, fps):
-    return {'format_version': FORMAT_VERSION, 'seed': seed,
-            'videos_per_class': list(videos_per_class), 'frame_range': list(frame_range),
-            'fps': fps, 'classes': list(CLASS_NAMES)}
+def _settings(seed, videos_per_class, frame_range, fps, frame_start=1):
+    settings = {'format_version': FORMAT_VERSION, 'seed': seed,
+                'videos_per_class': list(videos_per_class), 'frame_range': list(frame_range),
+                'fps': fps, 'classes': list(CLASS_NAMES)}
+    if frame_start != 1:            # sets rendered before the option existed stay valid
+        settings['frame_start'] = frame_start
+    return settings
 
 
 def _read_json(path):
@@ -53,15 +56,17 @@ def _read_json(path):
             return None
 
 
-def is_complete(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), fps=16):
+def is_complete(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), fps=16,
+                frame_start=1):
     """True when `out_dir` already holds this exact dataset."""
     return (_read_json(osp.join(out_dir, 'manifest.json')) ==
-            _settings(seed, videos_per_class, frame_range, fps))
+            _settings(seed, videos_per_class, frame_range, fps, frame_start))
 
 
 def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), fps=16,
-             show_progress=True):
-    """Render, encode and extract the whole set; returns {split: number of samples}.
+             show_progress=True, frame_start=1):
+    """Render, encode and extract the whole set; returns {split: number of samples}. Frame
+    files are numbered from `frame_start` (1, or 0 as DLAC's folders).
 
     Safe to interrupt: a rerun with the same settings reuses the finished videos and frame
     folders; other settings start from an empty folder. The manifest that marks the set
@@ -71,7 +76,7 @@ def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), f
     meta_root = osp.join(out_dir, 'MetafileSeq')
     manifest_path = osp.join(out_dir, 'manifest.json')
     partial_path = osp.join(out_dir, 'manifest.partial.json')
-    settings = _settings(seed, videos_per_class, frame_range, fps)
+    settings = _settings(seed, videos_per_class, frame_range, fps, frame_start)
     if _read_json(partial_path) != settings:
         for stale in (video_root, meta_root, manifest_path):
             if osp.isdir(stale):
@@ -101,7 +106,7 @@ def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), f
             frames = render_clip(label, int(rng.integers(frame_range[0], frame_range[1] + 1)), rng)
             write_video(video_path + '.part' + extension, frames, fps)
             os.replace(video_path + '.part' + extension, video_path)
-            num_frames = extract_frames(video_path, frame_dir)
+            num_frames = extract_frames(video_path, frame_dir, frame_start=frame_start)
         samples[split]['frames'].append((rel_frames, num_frames, label))
         samples[split]['video'].append((rel_video, num_frames, label))
     for split in SPLITS:
@@ -112,7 +117,7 @@ def generate(out_dir, seed=0, videos_per_class=(40, 12), frame_range=(24, 40), f
     return {split: len(samples[split]['frames']) for split in SPLITS}
 
 
-def add_flow(out_dir, show_progress=True):
+def add_flow(out_dir, show_progress=True, frame_start=1):
     """Optical flow frames for every rendered video, in its frame folder, and the metafiles
     MetafileSeq/{split}_split1_flow.txt (N frames give N - 1 flow fields). Resumable."""
     meta_root = osp.join(out_dir, 'MetafileSeq')
@@ -125,7 +130,8 @@ def add_flow(out_dir, show_progress=True):
             folder = osp.join(out_dir, 'VideoSeq', record.path)
             count = finished_flow_count(folder)
             if count is None:
-                count = extract_flow(osp.join(out_dir, 'VideoSeq', video.path), folder)
+                count = extract_flow(osp.join(out_dir, 'VideoSeq', video.path), folder,
+                                     frame_start=frame_start)
             rows.append((record.path, count, record.label))
         write_metafile(osp.join(meta_root, f'{split}_split1_flow.txt'), rows)
 
@@ -150,13 +156,14 @@ def ensure_synthetic(cfg, logger=None):
         log('waiting for another process to finish preparing %s', out_dir)
 
     with file_lock(out_dir + '.lock', on_wait=waiting):
-        if not is_complete(out_dir, cfg.SEED, per_class, frame_range):
+        start = cfg.DATASET.FRAME_START
+        if not is_complete(out_dir, cfg.SEED, per_class, frame_range, frame_start=start):
             log('rendering the synthetic dataset into %s (first use)', out_dir)
-            counts = generate(out_dir, cfg.SEED, per_class, frame_range)
+            counts = generate(out_dir, cfg.SEED, per_class, frame_range, frame_start=start)
             log('synthetic dataset ready: %s', counts)
         if cfg.MODALITY == 'Flow' and not has_flow(out_dir):
             log('extracting optical flow of the synthetic set (first use); %s', flow_algorithm_note())
-            add_flow(out_dir)
+            add_flow(out_dir, frame_start=start)
     return out_dir
 
 

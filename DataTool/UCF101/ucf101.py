@@ -116,7 +116,7 @@ def main(argv=None):
     classes = read_class_index(osp.join(list_dir, 'classInd.txt'))
     splits = {n: read_split(list_dir, video_dir, n, classes) for n in args.split}
     build('ucf101', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,
-          flow=args.flow)
+          flow=args.flow, frame_start=args.frame_start)
 
 
 if __name__ == '__main__':

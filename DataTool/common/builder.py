@@ -71,13 +71,13 @@ class Outcome:
 
 
 # ---------------------------------------------------------------- one sample
-def _prepare_frames(sample, out, short_side, flow=False):
+def _prepare_frames(sample, out, short_side, flow=False, frame_start=1):
     """(frame folder name, frames, flow fields): extracted now or by an earlier run."""
     frame_dir = osp.join(out, 'frames', sample.name)
     count = finished_frame_count(frame_dir)
     if count is None:
         count = extract_frames(sample.video, frame_dir, short_side=short_side,
-                               start=sample.start, end=sample.end)
+                               start=sample.start, end=sample.end, frame_start=frame_start)
     if count == 0:
         shutil.rmtree(frame_dir, ignore_errors=True)
         return sample.name, 0, 0
@@ -86,7 +86,7 @@ def _prepare_frames(sample, out, short_side, flow=False):
         flow_count = finished_flow_count(frame_dir)
         if flow_count is None:
             flow_count = extract_flow(sample.video, frame_dir, short_side=short_side,
-                                      start=sample.start, end=sample.end)
+                                      start=sample.start, end=sample.end, frame_start=frame_start)
     return sample.name, count, flow_count
 
 
@@ -105,7 +105,7 @@ def _cut_clip(sample, out, short_side):
     return osp.relpath(clip, osp.join(out, 'clips')), clip
 
 
-def prepare_sample(sample, mode, out, short_side, video_root, flow=False):
+def prepare_sample(sample, mode, out, short_side, video_root, flow=False, frame_start=1):
     """Extract or count one sample; an Outcome either way (exceptions become skips)."""
     if not sample.video or not osp.isfile(sample.video):
         return Outcome(sample.name, skip_reason='missing', detail=sample.origin)
@@ -117,7 +117,7 @@ def prepare_sample(sample, mode, out, short_side, video_root, flow=False):
     flow_count = 0
     try:
         if mode == 'frames':
-            path, count, flow_count = _prepare_frames(sample, out, short_side, flow)
+            path, count, flow_count = _prepare_frames(sample, out, short_side, flow, frame_start)
         elif sample.is_segment:
             path, clip = _cut_clip(sample, out, short_side)
             count = clip and count_video_frames(clip)
@@ -159,7 +159,7 @@ def _read_count_cache(out):
 
 
 # ---------------------------------------------------------------- the whole dataset
-def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False):
+def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False, frame_start=1):
     """Outcome per sample name, in parallel; finished work is reused."""
     cache = _read_count_cache(out) if mode == 'video' else {}
     outcomes, jobs = {}, []
@@ -170,7 +170,7 @@ def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=
             outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root),
                                             cache[_file_key(sample.video)])
         else:
-            jobs.append((sample, mode, out, short_side, video_root, flow))
+            jobs.append((sample, mode, out, short_side, video_root, flow, frame_start))
     by_name = {sample.name: sample for sample in samples}
     with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
         def record(outcome):
@@ -214,7 +214,8 @@ def write_skip_report(path, samples, outcomes):
     return Counter(outcome.skip_reason for outcome, _ in skipped)
 
 
-def write_dataset_config(path, name, out, mode, split, num_classes, video_root, suffix=''):
+def write_dataset_config(path, name, out, mode, split, num_classes, video_root, suffix='',
+                         frame_start=1):
     """The config overrides that point train.py and evaluate.py at this output (suffix
     '_flow': at the flow metafiles, with MODALITY Flow)."""
     settings = {'DATASET': {
@@ -224,6 +225,7 @@ def write_dataset_config(path, name, out, mode, split, num_classes, video_root, 
         'TRAIN_META_PATH': osp.abspath(osp.join(out, 'meta', f'train_split{split}{suffix}.txt')),
         'VAL_META_PATH': osp.abspath(osp.join(out, 'meta', f'val_split{split}{suffix}.txt')),
         'CLASS_NUM': num_classes,
+        'FRAME_START': frame_start,
     }}
     if suffix == '_flow':
         settings['MODALITY'] = 'Flow'
@@ -233,12 +235,13 @@ def write_dataset_config(path, name, out, mode, split, num_classes, video_root, 
 
 
 def build(name, out, splits, class_names, mode='frames', workers=1, short_side=256,
-          video_root=None, flow=False):
+          video_root=None, flow=False, frame_start=1):
     """Prepare every sample and write the metafiles; returns {split: {subset: count}}.
 
     splits: {N: {'train': [Sample], 'val': [Sample]}}. video_root: the folder the video-mode
     metafile paths are relative to (the dataset's video folder); segments go to out/clips.
     flow: also extract optical flow (frames mode), listed in meta/{subset}_split{N}_flow.txt.
+    frame_start: the number of each folder's first frame file (1, or 0 as DLAC's folders).
     """
     if mode not in ('frames', 'video'):
         raise ValueError(f"mode must be 'frames' or 'video', got {mode!r}")
@@ -252,7 +255,7 @@ def build(name, out, splits, class_names, mode='frames', workers=1, short_side=2
         video_root = osp.join(out, 'clips')
     outcomes = run_samples(samples, mode, out, short_side, video_root, workers,
                            desc=f'{name}: {"extracting frames" if mode == "frames" else "reading videos"}',
-                           flow=flow)
+                           flow=flow, frame_start=frame_start)
     skipped = write_skip_report(osp.join(out, 'skipped.txt'), samples, outcomes)
     meta = osp.join(out, 'meta')
     write_class_index(osp.join(meta, 'classInd.txt'), class_names)
@@ -272,10 +275,11 @@ def build(name, out, splits, class_names, mode='frames', workers=1, short_side=2
                                [(outcomes[s.name].path, outcomes[s.name].flow_frames, s.label)
                                 for s in subsets[subset] if outcomes[s.name].flow_frames])
         write_dataset_config(osp.join(out, f'dataset_split{split}.yaml'), name, out, mode, split,
-                             len(class_names), video_root)
+                             len(class_names), video_root, frame_start=frame_start)
         if flow:
             write_dataset_config(osp.join(out, f'dataset_split{split}_flow.yaml'), name, out,
-                                 mode, split, len(class_names), video_root, suffix='_flow')
+                                 mode, split, len(class_names), video_root, suffix='_flow',
+                                 frame_start=frame_start)
     _print_summary(name, out, counts, skipped)
     return counts
 
@@ -311,6 +315,9 @@ def argument_parser(description, splits=(1,)):
                         help='resize frames (and cut clips) to this short side; 0 keeps the size')
     parser.add_argument('--flow', action='store_true',
                         help='also extract optical flow (frames mode): flow_x/flow_y_00001.jpg')
+    parser.add_argument('--frame-start', type=int, choices=(0, 1), default=1,
+                        help="number of each folder's first frame file: 1 (img_00001.jpg) or 0 "
+                             "(img_00000.jpg, the original DLAC's folders); DATASET.FRAME_START")
     return parser
 
 

@@ -54,9 +54,9 @@ def dequantize_flow(image, bound=BOUND):
 
 
 def extract_flow(video_path, out_dir, flow_format='flow_{}_{:05d}.jpg', short_side=0,
-                 start=None, end=None, algorithm=None, quality=95):
-    """Write the flow fields of `video_path` (or of its [start, end) seconds) into `out_dir`;
-    returns how many (frames - 1)."""
+                 start=None, end=None, algorithm=None, quality=95, frame_start=1):
+    """Write the flow fields of `video_path` (or of its [start, end) seconds) into `out_dir`,
+    numbered from `frame_start`; returns how many (frames - 1)."""
     os.makedirs(out_dir, exist_ok=True)
     compute = _flow_function(algorithm or flow_algorithm())
     previous, count = None, 0
@@ -67,7 +67,7 @@ def extract_flow(video_path, out_dir, flow_format='flow_{}_{:05d}.jpg', short_si
             flow = compute(previous, frame)
             count += 1
             for plane, axis in enumerate('xy'):
-                target = osp.join(out_dir, flow_format.format(axis, count))
+                target = osp.join(out_dir, flow_format.format(axis, count - 1 + frame_start))
                 if not cv2.imwrite(target, quantize_flow(flow[..., plane]),
                                    [cv2.IMWRITE_JPEG_QUALITY, quality]):
                     raise OSError(f'cannot write flow frame {target}')

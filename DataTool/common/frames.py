@@ -23,8 +23,9 @@ def resize_short_side(image, short_side):
 
 
 def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95, short_side=0,
-                   start=None, end=None):
-    """Decode the frames of `video_path` into `out_dir`; returns the number of frames.
+                   start=None, end=None, frame_start=1):
+    """Decode the frames of `video_path` into `out_dir`, numbered from `frame_start` (1, or 0
+    as DLAC's folders); returns the number of frames.
 
     short_side > 0 resizes so the shorter side has that many pixels (256 is usual); start/end
     (seconds) keep only that part of the video. The marker file `.done`, holding the count, is
@@ -35,7 +36,7 @@ def extract_frames(video_path, out_dir, img_format='img_{:05d}.jpg', quality=95,
     for count, image in enumerate(decode_frames(video_path, start, end, fmt='bgr24'), start=1):
         if short_side:
             image = resize_short_side(image, short_side)
-        target = osp.join(out_dir, img_format.format(count))
+        target = osp.join(out_dir, img_format.format(count - 1 + frame_start))
         if not cv2.imwrite(target, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError(f'cannot write frame {target}')
     write_done_marker(out_dir, DONE_MARKER, count)
