@@ -132,8 +132,16 @@ __C.TRAIN.WARMUP_START_LR = 0.0     # ... from this LR
 __C.TRAIN.SGDR_PERIOD_EPOCHS = 10.0 # 'sgdr': epochs between restarts
 __C.TRAIN.PARAM_GROUPS = 'none'     # 'none' or 'tsn' (TSN/DLAC: biases x2 LR, no decay on biases
                                     # and BN)
+__C.TRAIN.OPTIMIZER = 'sgd'         # 'sgd' (momentum) or 'adamw'
 __C.TRAIN.MOMENTUM = 0.9
+__C.TRAIN.NESTEROV = False          # SGD: Nesterov momentum
 __C.TRAIN.WEIGHT_DECAY = 5e-4
+__C.TRAIN.ZERO_WD_1D_PARAM = False  # no weight decay on biases and norm parameters (PySlowFast)
+__C.TRAIN.HEAD_LR_MULT = 1.0        # the classifier head's LR multiplier
+__C.TRAIN.LABEL_SMOOTHING = 0.0     # cross-entropy label smoothing (also applied to mixup targets)
+__C.TRAIN.ACCUM_STEPS = 1           # gradient accumulation: an optimizer step every N batches
+                                    # (a global batch of BASE_BATCH_SIZE x processes x N)
+__C.TRAIN.EMA_DECAY = 0.0           # EMA of the weights (e.g. 0.999), evaluated beside them; 0 = off
 __C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
 __C.TRAIN.EVAL_FREQ = 1             # validate every N epochs
 __C.TRAIN.PRINT_FREQ = 10           # log every N iterations
@@ -147,6 +155,25 @@ __C.TRAIN.COMPILE = False           # torch.compile the model (slow first steps,
 __C.TRAIN.DETERMINISTIC = False     # deterministic cuDNN and torch kernels: what "a resumed run
                                     # gives the same losses" needs on a GPU (slower); the CPU
                                     # is deterministic without it
+
+# ---------------------------------------------------------------- mixup / cutmix (PySlowFast's)
+__C.MIXUP = EasyDict()
+__C.MIXUP.ENABLE = False            # mix training clips in pairs; soft targets, top1 vs the dominant label
+__C.MIXUP.ALPHA = 0.8               # Mixup: lambda ~ Beta(ALPHA, ALPHA); 0 = no Mixup
+__C.MIXUP.CUTMIX_ALPHA = 1.0        # CutMix: the same box in every frame; 0 = no CutMix
+__C.MIXUP.PROB = 1.0                # share of batches mixed
+__C.MIXUP.SWITCH_PROB = 0.5         # CutMix rather than Mixup, when both are on
+
+# ---------------------------------------------------------------- augmentation
+__C.AUG = EasyDict()
+__C.AUG.RAND_AUGMENT = ''           # '' off, or 'rand-m9-n2' (magnitude 9 of 10, 2 ops; '-mstd0.5'
+                                    # adds noise to the magnitude): the same ops on every frame
+__C.AUG.RE_PROB = 0.0               # random erasing: one box, the same in every frame, of noise
+
+# ---------------------------------------------------------------- BatchNorm
+__C.BN = EasyDict()
+__C.BN.USE_PRECISE_STATS = False    # recompute BN statistics on training batches before validation
+__C.BN.NUM_BATCHES_PRECISE = 200    # ... this many batches (PySlowFast's default)
 
 # ---------------------------------------------------------------- validation / test
 __C.VAL = EasyDict()
@@ -414,6 +441,21 @@ def resolve_paths(cfg=__C):
     resolve_model_defaults(cfg)
     if cfg.TRAIN.LR_POLICY not in ('step', 'cosine', 'sgdr'):
         raise ConfigError(f"TRAIN.LR_POLICY must be 'step', 'cosine' or 'sgdr', got {cfg.TRAIN.LR_POLICY!r}")
+    if cfg.AUG.RAND_AUGMENT or cfg.AUG.RE_PROB > 0:
+        from datasets.rand_augment import parse_rand_augment
+        if cfg.MODALITY != 'RGB':
+            raise ConfigError(f'AUG.RAND_AUGMENT and AUG.RE_PROB are for RGB clips, not MODALITY {cfg.MODALITY}')
+        if cfg.AUG.RAND_AUGMENT:
+            try:
+                parse_rand_augment(cfg.AUG.RAND_AUGMENT)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+    if cfg.TRAIN.ACCUM_STEPS < 1:
+        raise ConfigError(f'TRAIN.ACCUM_STEPS must be at least 1, got {cfg.TRAIN.ACCUM_STEPS}')
+    if not 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0:
+        raise ConfigError(f'TRAIN.EMA_DECAY must be in [0, 1), got {cfg.TRAIN.EMA_DECAY}')
+    if cfg.TRAIN.OPTIMIZER not in ('sgd', 'adamw'):
+        raise ConfigError(f"TRAIN.OPTIMIZER must be 'sgd' or 'adamw', got {cfg.TRAIN.OPTIMIZER!r}")
     if cfg.TRAIN.PARAM_GROUPS not in ('none', 'tsn'):
         raise ConfigError(f"TRAIN.PARAM_GROUPS must be 'none' or 'tsn', got {cfg.TRAIN.PARAM_GROUPS!r}")
     if cfg.DATASET.FRAME_START not in (0, 1):

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .rand_augment import ClipRandAugment, ClipRandomErasing
+
 
 def _resize_frames(frames, width, height):
     """Bilinear (half-pixel centres), as TSN and mmaction2 resize; area averaging only when
@@ -238,15 +240,20 @@ def build_normalizer(cfg, device='cpu'):
 
 
 def build_transform(cfg, mode):
-    """Training: multi-scale crop + flip; validation: resize + centre crop;
+    """Training: multi-scale crop + flip (+ AUG.RAND_AUGMENT, AUG.RE_PROB, the same on every
+    frame); validation: resize + centre crop;
     test: resize + VAL.NUM_CROPS crops (1, 3 or 10). All end in uint8 clip tensors."""
     data = cfg.DATASET
     to_tensor = ToClipTensor()
     if mode == 'train':
-        return Compose([GroupResize(data.SCALE_SIZE),
-                        GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES, flip=data.FLIP,
-                                            flow=cfg.MODALITY == 'Flow'),
-                        to_tensor])
+        augment = [GroupResize(data.SCALE_SIZE),
+                   GroupMultiScaleCrop(data.CROP_SIZE, data.MULTI_SCALES, flip=data.FLIP,
+                                       flow=cfg.MODALITY == 'Flow')]
+        if cfg.AUG.RAND_AUGMENT:
+            augment.append(ClipRandAugment(cfg.AUG.RAND_AUGMENT))
+        if cfg.AUG.RE_PROB > 0:
+            augment.append(ClipRandomErasing(cfg.AUG.RE_PROB))
+        return Compose(augment + [to_tensor])
     if mode == 'val':
         return Compose([GroupResize(data.SCALE_SIZE), GroupCenterCrop(data.CROP_SIZE), to_tensor])
     if mode == 'test':

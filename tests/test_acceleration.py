@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-import train
 from config import ConfigError
 from conftest import ROOT, require
 from utils.acceleration import (AutocastForward, check_acceleration, grad_scaler, maybe_compile,
@@ -18,6 +17,8 @@ from utils.acceleration import (AutocastForward, check_acceleration, grad_scaler
 from utils.device import place_model, select_device
 from utils.distributed import DistContext
 from utils.stopping import TrainingDiverged
+from utils.train_state import resume_state, save_last
+from utils.train_step import NullWriter, StepHealth, apply_step, train_one_epoch
 
 
 class Mixed(nn.Module):
@@ -235,7 +236,7 @@ class FourBatches:
             yield clips, torch.tensor([0, 1]), torch.tensor([2 * step, 2 * step + 1])
 
 
-class RecordingWriter(train.NullWriter):
+class RecordingWriter(NullWriter):
     def __init__(self):
         self.scalars = []
 
@@ -244,9 +245,9 @@ class RecordingWriter(train.NullWriter):
 
 
 def run_epoch(cfg, model, scaler):
-    writer, health = RecordingWriter(), train.StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
+    writer, health = RecordingWriter(), StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = train.train_one_epoch(model, FourBatches(), optimizer, 'cpu', cfg, 0, writer,
+    result = train_one_epoch(model, FourBatches(), optimizer, 'cpu', cfg, 0, writer,
                                    logging.getLogger('test'), scaler=scaler, health=health)
     return result, writer, health
 
@@ -279,12 +280,12 @@ def test_apply_step_reports_what_the_scaler_did(cfg):
     before = model.weight.detach().clone()
     scaler.scale(model(torch.ones(1, 2)).sum()).backward()
     model.weight.grad[0, 0] = float('inf')
-    assert not train.apply_step(optimizer, scaler)
+    assert not apply_step(optimizer, scaler)
     assert torch.equal(model.weight, before) and scaler.get_scale() == 4.0
     optimizer.zero_grad()
     scaler.scale(model(torch.ones(1, 2)).sum()).backward()
-    assert train.apply_step(optimizer, scaler) and not torch.equal(model.weight, before)
-    assert train.apply_step(optimizer, grad_scaler(cfg, 'cpu'))            # no scaling: plain step
+    assert apply_step(optimizer, scaler) and not torch.equal(model.weight, before)
+    assert apply_step(optimizer, grad_scaler(cfg, 'cpu'))            # no scaling: plain step
 
 
 def test_loss_scaler_state_is_saved_in_last_pth_and_restored(cfg, tmp_path):
@@ -294,11 +295,11 @@ def test_loss_scaler_state_is_saved_in_last_pth_and_restored(cfg, tmp_path):
     scaler.load_state_dict({'scale': 256.0, 'growth_factor': 2.0, 'backoff_factor': 0.5,
                             'growth_interval': 2000, '_growth_tracker': 7})
     path = str(tmp_path / 'last.pth')
-    train.save_last(path, model, optimizer, scaler, cfg, DistContext(), 1, None, [])
+    save_last(path, model, optimizer, scaler, cfg, DistContext(), 1, None, [])
 
     cfg.TRAIN.RESUME = path
     restored = torch.amp.GradScaler('cpu')
-    start = train.resume_state(cfg, nn.Linear(2, 2), torch.optim.SGD(model.parameters(), lr=0.1),
+    start = resume_state(cfg, nn.Linear(2, 2), torch.optim.SGD(model.parameters(), lr=0.1),
                                restored, str(tmp_path), logging.getLogger('test'), DistContext())
     assert start['epoch'] == 1
     assert restored.state_dict() == scaler.state_dict() and restored.get_scale() == 256.0

@@ -22,6 +22,7 @@ from references import randomize
 from utils.device import select_device
 from utils.lr_schedule import learning_rate
 from utils.optimizer import build_optimizer, parameter_groups
+from utils.train_step import train_one_epoch
 
 
 def train_settings(**values):
@@ -78,7 +79,7 @@ def test_a_resumed_epoch_sets_the_same_lrs(cfg):
         model(torch.zeros(1, 3, 1, 4, 4))
         lrs = []
         writer.add_scalar = lambda tag, value, step, lrs=lrs: lrs.append((step, value)) if tag == 'train/lr' else None
-        train.train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=9.0), 'cpu', cfg, 3,
+        train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=9.0), 'cpu', cfg, 3,
                               writer, logging.getLogger('test'), start_step=start, base_lr=0.1,
                               scaler=torch.amp.GradScaler('cpu', enabled=False))
         runs.append(dict(lrs))
@@ -90,14 +91,14 @@ def test_a_resumed_epoch_sets_the_same_lrs(cfg):
 # ---------------------------------------------------------------- parameter groups, GPUS
 def test_tsn_parameter_groups(cfg):
     model = TSN(8, 'resnet18', partial_bn=True)
-    groups = {group['name']: group for group in parameter_groups(model, 'tsn')}
-    assert [(g['lr_mult'], g['decay_mult']) for g in groups.values()] == [(1.0, 1.0), (2.0, 0.0), (1.0, 0.0)]
-    assert len(groups['weights']['params']) == 21               # 20 convolutions + the classifier
-    assert groups['biases']['params'] == [model.head.fc.bias]
-    assert len(groups['norms']['params']) == 2                  # partial BN: the first BN only
+    groups = {(g['lr_mult'], g['decay_mult']): g for g in parameter_groups(model, 'tsn')}
+    assert list(groups) == [(1.0, 1.0), (1.0, 0.0), (2.0, 0.0)]
+    assert len(groups[1.0, 1.0]['params']) == 21                 # 20 convolutions + the classifier
+    assert groups[2.0, 0.0]['params'] == [model.head.fc.bias]
+    assert groups[1.0, 0.0]['param_names'] == ['backbone.bn1.weight', 'backbone.bn1.bias']  # partial BN
     cfg.TRAIN.PARAM_GROUPS, cfg.TRAIN.WEIGHT_DECAY = 'tsn', 5e-4
     optimizer = build_optimizer(model, cfg, 0.01)
-    assert [(g['lr'], g['weight_decay']) for g in optimizer.param_groups] == [(0.01, 5e-4), (0.02, 0.0), (0.01, 0.0)]
+    assert [(g['lr'], g['weight_decay']) for g in optimizer.param_groups] == [(0.01, 5e-4), (0.01, 0.0), (0.02, 0.0)]
     no_decay = sum(p.numel() for g in optimizer.param_groups if g['weight_decay'] == 0 for p in g['params'])
     assert no_decay == 8 + 64 * 2                               # fc bias, first BN's weight and bias
     cfg.TRAIN.PARAM_GROUPS = 'none'

@@ -1,48 +1,67 @@
 """The optimizer and its parameter groups.
 
-TRAIN.PARAM_GROUPS:
-- 'none': one group, every trainable parameter with TRAIN.WEIGHT_DECAY (the default);
-- 'tsn': the policy of TSN and DLAC (their get_optim_policies): convolution and linear weights
-  at the LR with weight decay, their biases at twice the LR without decay, BN (and other
-  norm) parameters at the LR without decay. Frozen parameters (partial BN) are left out.
-Each group carries `lr_mult` and `decay_mult`; the LR schedule multiplies by lr_mult.
+Every trainable parameter gets an LR multiplier and a weight-decay multiplier from:
+- TRAIN.PARAM_GROUPS 'tsn' (TSN's and DLAC's get_optim_policies): biases at twice the LR
+  without decay, BN (and other norm) parameters without decay; 'none': all alike;
+- TRAIN.ZERO_WD_1D_PARAM (PySlowFast): no weight decay on any parameter of one dimension or
+  less (biases, norm weights);
+- TRAIN.HEAD_LR_MULT: the classifier head's LR times this (fine-tuning a pretrained backbone).
+Parameters with the same multipliers share a group; frozen ones (partial BN) are left out.
+TRAIN.OPTIMIZER is 'sgd' (momentum, TRAIN.NESTEROV) or 'adamw' (decoupled weight decay).
 """
 import torch
 import torch.nn as nn
 
 PARAM_GROUP_POLICIES = ('none', 'tsn')
+OPTIMIZERS = ('sgd', 'adamw')
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+HEAD_PREFIXES = ('head.', 'module.head.')
 
 
-def parameter_groups(model, policy='none'):
-    """[{'params', 'lr_mult', 'decay_mult', 'name'}] of the model's trainable parameters."""
-    if policy == 'none':
-        return [{'params': [p for p in model.parameters() if p.requires_grad], 'lr_mult': 1.0,
-                 'decay_mult': 1.0, 'name': 'all'}]
-    if policy != 'tsn':
+def _multipliers(name, parameter, module, policy, zero_wd_1d, head_lr_mult):
+    lr_mult, decay_mult = 1.0, 1.0
+    if policy == 'tsn':
+        if isinstance(module, NORM_TYPES):
+            decay_mult = 0.0
+        elif name.rsplit('.', 1)[-1] == 'bias':
+            lr_mult, decay_mult = 2.0, 0.0
+    if zero_wd_1d and parameter.dim() <= 1:
+        decay_mult = 0.0
+    if name.startswith(HEAD_PREFIXES):
+        lr_mult *= head_lr_mult
+    return lr_mult, decay_mult
+
+
+def parameter_groups(model, policy='none', zero_wd_1d=False, head_lr_mult=1.0):
+    """[{'params', 'lr_mult', 'decay_mult', 'name'}] of the model's trainable parameters, one
+    group per distinct (lr_mult, decay_mult), in order of first appearance."""
+    if policy not in PARAM_GROUP_POLICIES:
         raise ValueError(f'TRAIN.PARAM_GROUPS must be one of {list(PARAM_GROUP_POLICIES)}, got {policy!r}')
-    weights, biases, norms, seen = [], [], [], set()
-    for module in model.modules():
-        for name, parameter in module.named_parameters(recurse=False):
-            if not parameter.requires_grad or id(parameter) in seen:
-                continue
-            seen.add(id(parameter))
-            if isinstance(module, NORM_TYPES):
-                norms.append(parameter)
-            elif name == 'bias':
-                biases.append(parameter)
-            else:
-                weights.append(parameter)
-    return [{'params': weights, 'lr_mult': 1.0, 'decay_mult': 1.0, 'name': 'weights'},
-            {'params': biases, 'lr_mult': 2.0, 'decay_mult': 0.0, 'name': 'biases'},
-            {'params': norms, 'lr_mult': 1.0, 'decay_mult': 0.0, 'name': 'norms'}]
+    owner = {f'{prefix}.{name}' if prefix else name: module
+             for prefix, module in model.named_modules() for name, _ in module.named_parameters(recurse=False)}
+    groups = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        key = _multipliers(name, parameter, owner[name], policy, zero_wd_1d, head_lr_mult)
+        if key not in groups:
+            groups[key] = {'params': [], 'lr_mult': key[0], 'decay_mult': key[1],
+                           'name': f'lr x{key[0]:g}, decay x{key[1]:g}', 'param_names': []}
+        groups[key]['params'].append(parameter)
+        groups[key]['param_names'].append(name)
+    return list(groups.values())
 
 
 def build_optimizer(model, cfg, lr):
-    """SGD with momentum over parameter_groups(model, TRAIN.PARAM_GROUPS), at `lr`."""
-    groups = [group for group in parameter_groups(model, cfg.TRAIN.PARAM_GROUPS) if group['params']]
+    """TRAIN.OPTIMIZER over parameter_groups(model, ...), at `lr`."""
+    train = cfg.TRAIN
+    groups = parameter_groups(model, train.PARAM_GROUPS, train.ZERO_WD_1D_PARAM, train.HEAD_LR_MULT)
     for group in groups:
         group['lr'] = lr * group['lr_mult']
-        group['weight_decay'] = cfg.TRAIN.WEIGHT_DECAY * group['decay_mult']
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.TRAIN.MOMENTUM,
-                           weight_decay=cfg.TRAIN.WEIGHT_DECAY)
+        group['weight_decay'] = train.WEIGHT_DECAY * group['decay_mult']
+    if train.OPTIMIZER == 'sgd':
+        return torch.optim.SGD(groups, lr=lr, momentum=train.MOMENTUM, nesterov=train.NESTEROV,
+                               weight_decay=train.WEIGHT_DECAY)
+    if train.OPTIMIZER == 'adamw':
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=train.WEIGHT_DECAY)
+    raise ValueError(f'TRAIN.OPTIMIZER must be one of {list(OPTIMIZERS)}, got {train.OPTIMIZER!r}')

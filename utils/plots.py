@@ -34,19 +34,28 @@ def save_confusion_png(matrix, class_names, path, title='Confusion matrix'):
     plt.close(fig)
 
 
-def save_curves_png(history, path):
-    """Training loss and validation top1 per epoch from the training-policy records."""
+def save_curves_png(history, path, lr_curve=None):
+    """Training loss and validation top1 (raw and EMA weights) per epoch from the training-
+    policy records, and `lr_curve` [(epoch, lr)] per iteration when given."""
     epochs = [row['epoch'] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3 if lr_curve else 2, figsize=(15 if lr_curve else 10, 4))
+    left, right = axes[0], axes[1]
+    if lr_curve:
+        axes[2].plot([e for e, _ in lr_curve], [lr for _, lr in lr_curve], color='tab:red')
+        axes[2].set_xlabel('epoch')
+        axes[2].set_ylabel('learning rate (per iteration)')
     left.plot(epochs, [row['train_loss'] for row in history], marker='o')
     left.set_xlabel('epoch')
     left.set_ylabel('train loss')
     val = [(row['epoch'], row['val_top1']) for row in history if row.get('val_top1') is not None]
     if val:
         right.plot([e for e, _ in val], [v for _, v in val], marker='o', color='tab:green')
+    ema = [(row['epoch'], row['val_top1_ema']) for row in history if row.get('val_top1_ema') is not None]
+    if ema:
+        right.plot([e for e, _ in ema], [v for _, v in ema], marker='s', color='tab:olive')
     right.plot(epochs, [row['train_top1'] for row in history], marker='.', color='tab:blue',
                alpha=0.6)
-    right.legend(['val top1', 'train top1'] if val else ['train top1'])
+    right.legend((['val top1'] if val else []) + (['val top1, EMA weights'] if ema else []) + ['train top1'])
     right.set_xlabel('epoch')
     right.set_ylabel('top1 (%)')
     fig.tight_layout()

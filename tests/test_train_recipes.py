@@ -1,0 +1,70 @@
+"""Training with every recipe feature at once, end to end: accumulation, Mixup/CutMix, label
+smoothing, RandAugment, random erasing, AdamW, cosine with warmup, precise BN and EMA."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+import evaluate
+import train
+from conftest import run_main, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+RECIPE = {'TRAIN.EPOCHS': 2, 'TRAIN.ACCUM_STEPS': 2, 'TRAIN.BASE_BATCH_SIZE': 4,
+          'MIXUP.ENABLE': True, 'TRAIN.LABEL_SMOOTHING': 0.1, 'AUG.RAND_AUGMENT': 'rand-m9-n2',
+          'AUG.RE_PROB': 0.25, 'TRAIN.OPTIMIZER': 'adamw', 'TRAIN.BASE_LR': 0.001,
+          'TRAIN.WEIGHT_DECAY': 0.05, 'TRAIN.ZERO_WD_1D_PARAM': True, 'TRAIN.LR_POLICY': 'cosine',
+          'TRAIN.WARMUP_EPOCHS': 0.5, 'BN.USE_PRECISE_STATS': True, 'BN.NUM_BATCHES_PRECISE': 2,
+          'TRAIN.EMA_DECAY': 0.9, 'TRAIN.PRINT_FREQ': 1}
+
+
+def folder(snapshot):
+    return osp.join(str(snapshot), 'ar_output', 'tsn', 'synthetic_rgb_resnet18')
+
+
+def test_a_run_with_every_recipe_feature_trains_resumes_and_evaluates(tiny_root, tmp_path):
+    overrides = tiny_overrides(tiny_root, tmp_path, **RECIPE)
+    assert run_main(train, overrides) == 0
+    with open(osp.join(folder(tmp_path), 'training_policy.json'), encoding='utf-8') as handle:
+        policy = json.load(handle)
+    assert (policy['accum_steps'], policy['optimizer_batch_size'], policy['ema_decay']) == (2, 8, 0.9)
+    assert policy['rand_augment'] == 'rand-m9-n2' and policy['precise_bn'] == 2
+    rows = policy['per_epoch']
+    assert all(row['val_top1'] is not None and row['val_top1_ema'] is not None for row in rows)
+    assert rows[0]['lr'] == 0.0                                  # warmup from 0 at the first step
+    with open(osp.join(folder(tmp_path), 'log', 'train.log'), encoding='utf-8') as handle:
+        log = handle.read()
+    assert 'epoch 1 [3/3]' in log and 'epoch 1 [4/3]' not in log     # 6 batches of 4: 3 steps
+    assert 'optimizer batch 8 (4 per process x 1 processes x 2 accumulated)' in log
+    assert 'validation (EMA weights)' in log and 'precise BN: statistics of 20 layers' in log
+    last = torch.load(osp.join(folder(tmp_path), 'checkpoints', 'last.pth'), weights_only=True)
+    best = torch.load(osp.join(folder(tmp_path), 'checkpoints', 'best.pth'), weights_only=True)
+    assert set(last['ema']) == set(last['model']) and best['weights'] in ('raw', 'ema')
+    kept = rows[best['epoch'] - 1]
+    assert best['top1'] == max(kept['val_top1'], kept['val_top1_ema'])
+    assert run_main(evaluate, overrides) == 0
+    with open(osp.join(folder(tmp_path), 'eval', 'report.json'), encoding='utf-8') as handle:
+        assert json.load(handle)['num_videos'] == 16
+
+
+def test_accumulated_steps_resume_mid_epoch_exactly(tiny_root, tmp_path, monkeypatch):
+    settings = dict(RECIPE, **{'AUG.RAND_AUGMENT': '', 'AUG.RE_PROB': 0.0, 'BN.USE_PRECISE_STATS': False})
+    reference = tmp_path / 'straight'
+    assert run_main(train, tiny_overrides(tiny_root, reference, **settings)) == 0
+    interrupted = tmp_path / 'interrupted'
+    overrides = tiny_overrides(tiny_root, interrupted, **settings)
+    monkeypatch.setenv('DLAC_FAULT_INJECT', 'sigterm:0:2:2')       # after optimizer step 2 of epoch 2
+    with pytest.raises(SystemExit):
+        run_main(train, overrides)
+    state = torch.load(osp.join(folder(interrupted), 'checkpoints', 'last.pth'), weights_only=True)
+    assert (state['epoch'], state['step']) == (1, 2)
+    monkeypatch.delenv('DLAC_FAULT_INJECT')
+    assert run_main(train, overrides) == 0
+    ours = torch.load(osp.join(folder(interrupted), 'checkpoints', 'last.pth'), weights_only=True)
+    theirs = torch.load(osp.join(folder(reference), 'checkpoints', 'last.pth'), weights_only=True)
+    for key, value in theirs['model'].items():
+        torch.testing.assert_close(ours['model'][key], value, atol=1e-5, rtol=1e-5)
+    for key, value in theirs['ema'].items():
+        torch.testing.assert_close(ours['ema'][key], value, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,101 @@
+"""What a training run keeps between steps and sessions: last.pth (everything to continue,
+written atomically, the previous one kept), resuming from it, and training_policy.json (the
+policy as run, with every epoch's figures)."""
+import json
+import os
+
+from config import to_plain
+from models import WeightsError
+
+from .checkpoint import load_checkpoint, load_resume_checkpoint, save_atomic, tensor_checksum
+
+
+def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema=None):
+    """Where to start from TRAIN.RESUME ('auto' = last.pth if present): a dict with epoch,
+    step (within that epoch), totals (of that epoch so far), best_top1 and history. Restores
+    the model, the optimizer, the loss scaler and the EMA weights in place."""
+    fresh = {'epoch': 0, 'step': 0, 'totals': None, 'best_top1': None, 'history': []}
+    path = cfg.TRAIN.RESUME
+    if path == 'auto':
+        path = os.path.join(checkpoint_dir, 'last.pth')
+        if not os.path.isfile(path):
+            return fresh
+    elif not path:
+        return fresh
+    if cfg.TRAIN.RESUME == 'auto':
+        state, path = load_resume_checkpoint(path, logger)
+    else:
+        state = load_checkpoint(path)
+    head = state.get('model', {}).get('head.fc.weight')
+    if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
+        raise WeightsError(f'{path} was trained for {head.shape[0]} classes but DATASET.CLASS_NUM '
+                           f'is {cfg.DATASET.CLASS_NUM}: set DATASET.CLASS_NUM {head.shape[0]}, or '
+                           "start fresh with --resume '' or another EXP_TAG (to fine-tune from it, "
+                           'use MODEL.PRETRAINED, which re-initialises the classifier)')
+    try:
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        if scaler.is_enabled() and state.get('scaler'):
+            scaler.load_state_dict(state['scaler'])
+        if ema is not None:
+            ema.load_state_dict(state['ema'] if state.get('ema') else state['model'])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise WeightsError(f'{path} does not fit this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, '
+                           f'{cfg.DATASET.CLASS_NUM} classes): {str(err).splitlines()[0]}. '
+                           "Start fresh with --resume '' or use another EXP_TAG.") from err
+    step, totals = state.get('step', 0), state.get('epoch_totals')
+    if step and state.get('world_size', 1) != ctx.world_size:
+        logger.warning('%s was saved mid-epoch by %d processes, this run has %d: epoch %d '
+                       'starts again from its first step', path, state.get('world_size', 1),
+                       ctx.world_size, state['epoch'] + 1)
+        step, totals = 0, None
+    logger.info('resumed from %s: %d of %d epochs done%s, best top1 %s', path, state['epoch'],
+                cfg.TRAIN.EPOCHS, f' and {step} steps of epoch {state["epoch"] + 1}' if step else '',
+                state['best_top1'])
+    return {'epoch': state['epoch'], 'step': step, 'totals': totals,
+            'best_top1': state['best_top1'], 'history': list(state['history'])}
+
+
+def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
+    """The training policy as run: schedule settings plus lr and time of every epoch."""
+    policy = {
+        'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
+        'epochs': cfg.TRAIN.EPOCHS, 'batch_size': cfg.TRAIN.BASE_BATCH_SIZE,
+        'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
+        'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
+        'lr': cfg.TRAIN.BASE_LR * lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
+        'lr_decay': cfg.TRAIN.LR_DECAY, 'lr_policy': cfg.TRAIN.LR_POLICY,
+        'warmup_epochs': cfg.TRAIN.WARMUP_EPOCHS, 'warmup_start_lr': cfg.TRAIN.WARMUP_START_LR,
+        'sgdr_period_epochs': cfg.TRAIN.SGDR_PERIOD_EPOCHS, 'param_groups': cfg.TRAIN.PARAM_GROUPS,
+        'momentum': cfg.TRAIN.MOMENTUM,
+        'weight_decay': cfg.TRAIN.WEIGHT_DECAY, 'clip_grad': cfg.TRAIN.CLIP_GRAD,
+        'optimizer': cfg.TRAIN.OPTIMIZER, 'nesterov': cfg.TRAIN.NESTEROV,
+        'zero_wd_1d_param': cfg.TRAIN.ZERO_WD_1D_PARAM, 'head_lr_mult': cfg.TRAIN.HEAD_LR_MULT,
+        'label_smoothing': cfg.TRAIN.LABEL_SMOOTHING, 'mixup': to_plain(cfg.MIXUP),
+        'rand_augment': cfg.AUG.RAND_AUGMENT, 'random_erasing': cfg.AUG.RE_PROB,
+        'accum_steps': cfg.TRAIN.ACCUM_STEPS,
+        'optimizer_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size * cfg.TRAIN.ACCUM_STEPS,
+        'precise_bn': cfg.BN.USE_PRECISE_STATS and cfg.BN.NUM_BATCHES_PRECISE,
+        'ema_decay': cfg.TRAIN.EMA_DECAY,
+        'num_segments': cfg.DATA.NUM_SEGMENTS, 'crop_size': cfg.DATASET.CROP_SIZE,
+        'replica_max_abs_diff': replica_diff,
+        'per_epoch': history,
+    }
+    tmp_path = path + '.tmp'
+    with open(tmp_path, 'w', encoding='utf-8') as handle:
+        json.dump(policy, handle, indent=2)
+    os.replace(tmp_path, path)
+
+
+def save_last(path, model, optimizer, scaler, cfg, ctx, epoch, best_top1, history, step=0,
+              totals=None, ema=None):
+    """last.pth: everything to continue, at an epoch's end (step 0) or after `step` optimizer
+    steps of epoch `epoch` + 1 (a stop signal). The file it replaces is kept as
+    last.pth.prev, and a checksum of the weights is checked when resuming."""
+    weights = model.state_dict()
+    save_atomic({'model': weights, 'checksum': tensor_checksum(weights),
+                 'ema': ema.state_dict() if ema is not None else None,
+                 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
+                 'epoch': epoch, 'step': step,
+                 'epoch_totals': totals, 'world_size': ctx.world_size, 'best_top1': best_top1,
+                 'history': history, 'config': to_plain(cfg)}, path, keep_previous=True)
