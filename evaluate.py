@@ -17,6 +17,7 @@ import numpy as np
 
 from config import build_parser, exp_dir, log_dlac_translation, parse_config
 from datasets import DataLoadingError, build_dataset, build_loader, build_normalizer, check_data
+from DataTool.Synthetic.render import pair_report
 from utils.acceleration import runnable_model, to_channels_last
 from utils.cli import run_entry_point
 from utils.device import set_cpu_threads
@@ -101,12 +102,12 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
              'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
              'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size,
              'num_unreadable': len(unreadable_paths), 'unreadable': unreadable_paths}
-    if cfg.DATASET.NAME == 'synthetic':
-        from DataTool.Synthetic.render import pair_report
-        extra['synthetic_pairs'] = pair_report(metrics['confusion'])
+    class_names = class_names_for(cfg)
+    pairs = pair_report(metrics['confusion'], class_names)      # None unless the synthetic classes
+    if pairs is not None:
+        extra['synthetic_pairs'] = pairs
     paths = [dataset.records[i].path for i in indices]
-    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_for(cfg),
-                           extra)
+    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, extra)
     logger.info('top1 %.2f  top5 %.2f  mean class accuracy %.2f  (%d videos%s) -> %s',
                 report['top1'], report['top5'], report['mean_class_accuracy'],
                 report['num_videos'], f', {len(unreadable)} unreadable left out' if len(unreadable)

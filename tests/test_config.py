@@ -126,3 +126,15 @@ def test_entry_points_exit_2_on_config_errors(script, args, message):
                             text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
+
+
+def test_flags_before_between_or_after_the_overrides(cfg):
+    """`python demo.py MODEL_NAME tsn --video x.mp4` used to stop with '--video is required'."""
+    parser = config.build_parser('test')
+    parser.add_argument('--video', required=True)
+    for argv in (['MODEL_NAME', 'i3d', '--video', 'x.mp4', 'TRAIN.EPOCHS', '3'],
+                 ['--video', 'x.mp4', 'MODEL_NAME', 'i3d', 'TRAIN.EPOCHS', '3'],
+                 ['MODEL_NAME', 'i3d', 'TRAIN.EPOCHS', '3', '--video', 'x.mp4']):
+        config.reset()
+        parsed, args = config.parse_config(argv, parser=parser)
+        assert (args.video, parsed.MODEL_NAME, parsed.TRAIN.EPOCHS) == ('x.mp4', 'i3d', 3)

@@ -94,6 +94,20 @@ def test_pair_report_separates_family_and_order():
     assert report['mean_within_pair_accuracy'] == (75.0 + 100.0 + 0.0) / 3
 
 
+def test_pair_report_follows_the_class_names_and_leaves_other_sets_out():
+    """Pairs found by name: the same confusion with the labels permuted gives the same report;
+    another set's classes (a 10-class set named 'synthetic', say) give none."""
+    confusion = np.zeros((8, 8), dtype=int)
+    confusion[0, 0], confusion[0, 1], confusion[1, 1] = 5, 5, 10
+    confusion[4, 5], confusion[5, 4], confusion[6, 6], confusion[7, 7] = 10, 10, 10, 10
+    order = [7, 3, 0, 5, 1, 6, 2, 4]                       # new label -> old label
+    names = [CLASS_NAMES[old] for old in order]
+    permuted = confusion[np.ix_(order, order)]
+    assert pair_report(permuted, names) == pair_report(confusion)
+    assert pair_report(np.eye(10, dtype=int), [f'class_{i}' for i in range(10)]) is None
+    assert pair_report(confusion, list(CLASS_NAMES[:7]) + ['other']) is None
+
+
 def test_pairs_table_reads_reports_and_last_epoch(tmp_path):
     folder = tmp_path / 'i3d' / 'pairs'
     (folder / 'eval').mkdir(parents=True)

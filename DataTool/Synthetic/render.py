@@ -115,8 +115,10 @@ def render_clip(label, num_frames, rng):
     return frames
 
 
-def pair_report(confusion):
-    """How a model does on the time-reversed pairs versus the other classes.
+def pair_report(confusion, class_names=CLASS_NAMES):
+    """How a model does on the time-reversed pairs versus the other classes, or None when
+    `class_names` (the evaluated set's, from classInd.txt, in label order) are not the synthetic
+    set's classes: the pairs are found by name, whatever their label numbers.
 
     `paired_top1` = top1 over the videos of paired classes (the proof that a model sees time),
     `non_paired_top1` = top1 over the others. For each pair: `family_accuracy` = predicted as either class of the pair (appearance is
@@ -124,13 +126,17 @@ def pair_report(confusion):
     """
     import numpy as np  # local: keeps the renderer's import list minimal
 
+    if sorted(class_names) != sorted(CLASS_NAMES) or len(class_names) != confusion.shape[0]:
+        return None
+    label = {name: index for index, name in enumerate(class_names)}
     report = {'pairs': {}}
     paired = set()
-    for a, b in TIME_REVERSED_PAIRS:
+    for first, second in TIME_REVERSED_PAIRS:
+        a, b = label[CLASS_NAMES[first]], label[CLASS_NAMES[second]]
         block = confusion[np.ix_([a, b], [a, b])]
         total = confusion[[a, b]].sum()
         in_family = block.sum()
-        report['pairs'][f'{CLASS_NAMES[a]}/{CLASS_NAMES[b]}'] = {
+        report['pairs'][f'{CLASS_NAMES[first]}/{CLASS_NAMES[second]}'] = {
             'family_accuracy': float(in_family / total * 100) if total else None,
             'within_pair_accuracy': float(np.trace(block) / in_family * 100) if in_family else None,
         }
@@ -139,7 +145,7 @@ def pair_report(confusion):
     paired_total = confusion[paired].sum()
     report['paired_top1'] = (float(sum(confusion[c, c] for c in paired) / paired_total * 100)
                              if paired_total else None)
-    others = [c for c in range(len(CLASS_NAMES)) if c not in paired]
+    others = [c for c in range(len(class_names)) if c not in paired]
     other_total = confusion[others].sum()
     report['non_paired_top1'] = (float(sum(confusion[c, c] for c in others) / other_total * 100)
                                  if other_total else None)
