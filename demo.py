@@ -15,7 +15,6 @@ import sys
 
 import av
 import numpy as np
-import torch
 
 from config import build_parser, exp_dir, parse_config
 from datasets import DatasetConfigError, DecodeError
@@ -23,47 +22,11 @@ from datasets.clip_spec import ClipSpec
 from datasets.video_reader import decode_frames, video_properties
 from utils.cli import run_entry_point
 from utils.device import set_cpu_threads
+from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
 from utils.progress import progress
 from utils.trained_model import class_names_for, default_checkpoint, load_model
-
-
-# ---------------------------------------------------------------- the model, from either source
-class TorchPredictor:
-    def __init__(self, model):
-        self.model = model.eval()
-
-    def __call__(self, clips):
-        with torch.no_grad():
-            return torch.softmax(self.model(torch.from_numpy(clips)).float(), dim=1).numpy()
-
-
-class OnnxPredictor:
-    def __init__(self, onnx_path):
-        import onnxruntime
-        self.session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, clips):
-        logits = self.session.run(None, {self.input_name: clips})[0]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
-
-
-def load_exported(onnx_path):
-    """(predictor, ClipSpec, class names) from model.onnx and the meta.json and labels.txt
-    that export_model.py wrote beside it."""
-    folder = osp.dirname(osp.abspath(onnx_path))
-    for path in (onnx_path, osp.join(folder, 'meta.json'), osp.join(folder, 'labels.txt')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path} not found: run export_model.py first')
-    with open(osp.join(folder, 'meta.json'), encoding='utf-8') as handle:
-        meta = json.load(handle)
-    with open(osp.join(folder, meta.get('labels', 'labels.txt')), encoding='utf-8') as handle:
-        names = [line.rstrip('\n') for line in handle if line.strip()]
-    return OnnxPredictor(onnx_path), ClipSpec.from_dict(meta['clip']), names
 
 
 # ---------------------------------------------------------------- windows

@@ -1,0 +1,50 @@
+"""A model to predict with, from a checkpoint (PyTorch) or from an export (ONNX Runtime, with
+the meta.json and labels.txt export_model.py wrote beside model.onnx): demo.py and predict.py
+call either the same way, on float32 clips [N, 3, T, H, W], and get softmax scores [N, K]."""
+import json
+import os.path as osp
+
+import numpy as np
+import torch
+
+from datasets.clip_spec import ClipSpec
+
+
+class TorchPredictor:
+    def __init__(self, model):
+        self.model = model.eval()
+
+    def __call__(self, clips):
+        with torch.no_grad():
+            return torch.softmax(self.model(torch.from_numpy(clips)).float(), dim=1).numpy()
+
+
+class OnnxPredictor:
+    """ONNX Runtime on the execution providers it has (CUDA first when present)."""
+
+    def __init__(self, onnx_path):
+        import onnxruntime
+        available = onnxruntime.get_available_providers()
+        providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider') if p in available]
+        self.session = onnxruntime.InferenceSession(onnx_path, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, clips):
+        logits = self.session.run(None, {self.input_name: clips})[0]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def load_exported(onnx_path):
+    """(predictor, ClipSpec, class names) from model.onnx and the meta.json and labels.txt
+    that export_model.py wrote beside it."""
+    folder = osp.dirname(osp.abspath(onnx_path))
+    for path in (onnx_path, osp.join(folder, 'meta.json'), osp.join(folder, 'labels.txt')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} not found: run export_model.py first')
+    with open(osp.join(folder, 'meta.json'), encoding='utf-8') as handle:
+        meta = json.load(handle)
+    with open(osp.join(folder, meta.get('labels', 'labels.txt')), encoding='utf-8') as handle:
+        names = [line.rstrip('\n') for line in handle if line.strip()]
+    return OnnxPredictor(onnx_path), ClipSpec.from_dict(meta['clip']), names
