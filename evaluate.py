@@ -1,5 +1,7 @@
 """Evaluate a trained DLAC model with multi-view testing:
     python evaluate.py [--cfg FILE] [--checkpoint PATH] [KEY VALUE ...]
+an exported one, beside the checkpoint or alone (into eval/onnx/, eval/torchscript/):
+    python evaluate.py --onnx export/model.onnx [--torchscript export/model.ts] [--checkpoint PATH]
 or fuse the saved scores of two streams (RGB and Flow, say):
     python evaluate.py --fuse a/eval/scores.npz b/eval/scores.npz --weights 1 1.5
 
@@ -16,7 +18,9 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, log_dlac_translation, parse_config
-from datasets import DataLoadingError, build_dataset, build_loader, build_normalizer, check_data
+from datasets import (DataLoadingError, DatasetConfigError, build_dataset, build_loader,
+                      build_normalizer, check_data)
+from datasets.transforms import ClipNormalizer
 from DataTool.Synthetic.render import pair_report
 from utils.acceleration import runnable_model, to_channels_last
 from utils.cli import run_entry_point
@@ -27,6 +31,7 @@ from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import per_class_accuracy, summarize
 from utils.plots import save_confusion_png
+from utils.exported_model import exported_module
 from utils.trained_model import class_names_for, default_checkpoint, load_model
 
 
@@ -52,30 +57,74 @@ def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, ex
     return report
 
 
-def run_evaluation(cfg, checkpoint_path=None):
+def run_evaluation(cfg, checkpoint_path=None, exported=()):
     ctx = init_distributed(cfg)
     try:
-        return evaluate_model(cfg, ctx, checkpoint_path)
+        return evaluate_model(cfg, ctx, checkpoint_path, exported)
     finally:
         cleanup(ctx)
 
 
-def evaluate_model(cfg, ctx, checkpoint_path=None):
+def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
     """Every process scores its shard of the test set; the main process gathers the scores
-    (each video exactly once), computes the metrics and writes eval/. Returns the report on
-    the main process, None on the others."""
+    (each video exactly once), computes the metrics and writes eval/. `exported`: pairs
+    (kind, path) of exported models ('onnx', 'torchscript') evaluated the same way into
+    eval/<kind>/; the checkpoint is evaluated too unless only exports are asked for, and then
+    its report lists theirs with the top1 difference. Returns the checkpoint's report (or the
+    first export's) on the main process, None on the others."""
     out_dir = exp_dir(cfg)
-    eval_dir = osp.join(out_dir, 'eval')
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     log_dlac_translation(logger)
     set_cpu_threads(cfg.NUM_THREADS)
-    checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
     check_data(cfg, splits=('val',))
-    model, state = load_model(cfg, checkpoint_path, logger)
-    if cfg.TRAIN.CHANNELS_LAST:
-        to_channels_last(model)
-    model = runnable_model(model.to(ctx.device), cfg, ctx, logger, ddp=False)
+    reports = {}
+    if checkpoint_path or not exported:
+        checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
+        model, state = load_model(cfg, checkpoint_path, logger)
+        if cfg.TRAIN.CHANNELS_LAST:
+            to_channels_last(model)
+        model = runnable_model(model.to(ctx.device), cfg, ctx, logger, ddp=False)
+        reports['checkpoint'] = score_and_report(
+            cfg, ctx, logger, model, build_normalizer(cfg, ctx.device), osp.join(out_dir, 'eval'),
+            {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch')})
+    for kind, path in exported:
+        module, spec = exported_module(kind, path)
+        check_exported_input(spec, cfg, path)
+        normalize = ClipNormalizer(spec.mean, spec.std, 'cpu', value_range=spec.value_range,
+                                   channel_order=spec.channel_order)
+        reports[kind] = score_and_report(cfg, ctx, logger, module, normalize,
+                                         osp.join(out_dir, 'eval', kind), {'exported_model': osp.abspath(path)})
+    if reports and 'checkpoint' in reports and len(reports) > 1 and reports['checkpoint'] is not None:
+        compare_exports(reports, osp.join(out_dir, 'eval', 'report.json'), logger)
+    return next(iter(reports.values()), None)
 
+
+def check_exported_input(spec, cfg, path):
+    """An export takes one view shape: the config's test views must give it."""
+    frames = (cfg.VAL.NUM_SEGMENTS * spec.new_length if cfg.DATASET.SAMPLING == 'segment'
+              else cfg.DATA.CLIP_LEN)
+    if (spec.frames, spec.crop_size, spec.sampling) != (frames, cfg.DATASET.CROP_SIZE, cfg.DATASET.SAMPLING):
+        raise DatasetConfigError(f'{path} takes {spec.frames} frames ({spec.sampling}) at {spec.crop_size} px; '
+                                 f'this config gives {frames} ({cfg.DATASET.SAMPLING}) at '
+                                 f'{cfg.DATASET.CROP_SIZE}: use the config it was exported with')
+
+
+def compare_exports(reports, path, logger):
+    """The checkpoint's report.json gains each export's metrics and its top1 difference."""
+    base = reports['checkpoint']
+    base['exported'] = {kind: {'top1': r['top1'], 'top5': r['top5'],
+                               'mean_class_accuracy': r['mean_class_accuracy'],
+                               'top1_difference': r['top1'] - base['top1']}
+                        for kind, r in reports.items() if kind != 'checkpoint' and r is not None}
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump(base, handle, indent=2)
+    for kind, numbers in base['exported'].items():
+        logger.info('%s export: top1 %.2f, %+.2f against the checkpoint', kind, numbers['top1'],
+                    numbers['top1_difference'])
+
+
+def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source):
+    """Scores of `model` on the test set -> metrics and the files of eval_dir; the report."""
     dataset = build_dataset(cfg, 'test')
     loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank)
     views = (cfg.VAL.NUM_SEGMENTS if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS,
@@ -84,8 +133,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
                  else f'{views[0]} clips x {views[1]} crops')
     logger.info('evaluating %d videos of %s with %s%s', len(dataset), cfg.DATASET.VAL_META_PATH,
                 view_text, f' on {ctx.world_size} processes' if ctx.world_size > 1 else '')
-    collected = collect_scores_everywhere(model, loader, build_normalizer(cfg, ctx.device), ctx,
-                                          desc='evaluate')
+    collected = collect_scores_everywhere(model, loader, normalize, ctx, desc='evaluate')
     if collected is None:
         return None
     scores, labels, indices, unreadable = collected
@@ -98,10 +146,9 @@ def evaluate_model(cfg, ctx, checkpoint_path=None):
         raise DataLoadingError(f'none of the {len(dataset)} videos of '
                                f'{cfg.DATASET.VAL_META_PATH} could be read')
     metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
-    extra = {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
-             'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
+    extra = dict(source, **{'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
              'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size,
-             'num_unreadable': len(unreadable_paths), 'unreadable': unreadable_paths}
+             'num_unreadable': len(unreadable_paths), 'unreadable': unreadable_paths})
     class_names = class_names_for(cfg)
     pairs = pair_report(metrics['confusion'], class_names)      # None unless the synthetic classes
     if pairs is not None:
@@ -148,6 +195,10 @@ def main(argv=None):
     parser.add_argument('--weights', nargs='+', type=float, default=None,
                         help='one weight per --fuse file (default: all 1)')
     parser.add_argument('--out', default=None, help='with --fuse: also write the numbers as JSON')
+    parser.add_argument('--onnx', default=None,
+                        help="an exported model.onnx: the same metrics into eval/onnx/ (with "
+                             "--checkpoint too, the report shows both and the top1 difference)")
+    parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     if args.fuse:
         try:
@@ -156,7 +207,9 @@ def main(argv=None):
             print(f'error: {err}', file=sys.stderr)
             return 2
         return 0
-    return run_entry_point(run_evaluation, cfg, args.checkpoint)
+    exported = [(kind, path) for kind, path in (('onnx', args.onnx), ('torchscript', args.torchscript))
+                if path]
+    return run_entry_point(run_evaluation, cfg, args.checkpoint, exported)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """predict.py: a folder of videos (with a corrupt file and a file that is not a video) gives one
 line per readable video with evaluate.py's top-1 on the same views, lists the bad files,
-resumes without work, and the exported ONNX model gives the same scores."""
+resumes without work, and the exported ONNX model gives the same scores. evaluate.py on the
+exported models gives the checkpoint's metrics."""
 import csv
 import json
 import os.path as osp
@@ -92,3 +93,26 @@ def test_onnx_predictions_equal_the_checkpoint_s(videos, tmp_path):
     for path, scores in runs['torch'].items():
         for name, score in scores.items():
             assert abs(runs['onnx'][path][name] - score) <= 1e-4, (path, name)
+
+
+def test_evaluate_the_exported_models_beside_the_checkpoint(videos, tmp_path):
+    _, _, overrides = videos
+    config.reset()
+    cfg, _ = config.parse_config(overrides, parser=config.build_parser('test'))
+    export_model.export(cfg)
+    folder = config.exp_dir(cfg)
+    checkpoint = osp.join(folder, 'checkpoints', 'best.pth')
+    assert run_main(evaluate, overrides, ['--checkpoint', checkpoint,
+                                          '--onnx', osp.join(folder, 'export', 'model.onnx'),
+                                          '--torchscript', osp.join(folder, 'export', 'model.ts')]) == 0
+    with open(osp.join(folder, 'eval', 'report.json'), encoding='utf-8') as handle:
+        report = json.load(handle)
+    for kind in ('onnx', 'torchscript'):
+        with open(osp.join(folder, 'eval', kind, 'report.json'), encoding='utf-8') as handle:
+            exported = json.load(handle)
+        assert exported['num_videos'] == report['num_videos'] == 16
+        assert exported['top1'] == report['top1'] and report['exported'][kind]['top1_difference'] == 0
+        np.testing.assert_allclose(np.load(osp.join(folder, 'eval', kind, 'scores.npz'))['scores'],
+                                   np.load(osp.join(folder, 'eval', 'scores.npz'))['scores'], atol=1e-4)
+    assert run_main(evaluate, overrides + ['VAL.NUM_SEGMENTS', '3'],
+                    ['--onnx', osp.join(folder, 'export', 'model.onnx')]) == 2   # another input shape

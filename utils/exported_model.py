@@ -48,3 +48,30 @@ def load_exported(onnx_path):
     with open(osp.join(folder, meta.get('labels', 'labels.txt')), encoding='utf-8') as handle:
         names = [line.rstrip('\n') for line in handle if line.strip()]
     return OnnxPredictor(onnx_path), ClipSpec.from_dict(meta['clip']), names
+
+
+class OnnxModule:
+    """An exported model.onnx called like a torch module: float clips in, logits out."""
+
+    def __init__(self, onnx_path):
+        self.predictor = OnnxPredictor(onnx_path)
+
+    def eval(self):
+        return self
+
+    def __call__(self, clips):
+        inputs = {self.predictor.input_name: clips.detach().cpu().float().numpy()}
+        return torch.from_numpy(self.predictor.session.run(None, inputs)[0])
+
+
+def exported_module(kind, path):
+    """(module, ClipSpec) of an export: kind 'onnx' (ONNX Runtime) or 'torchscript'; the
+    ClipSpec from the meta.json beside it says the input and its normalisation."""
+    meta_path = osp.join(osp.dirname(osp.abspath(path)), 'meta.json')
+    for needed in (path, meta_path):
+        if not osp.isfile(needed):
+            raise FileNotFoundError(f'{needed} not found: run export_model.py first')
+    with open(meta_path, encoding='utf-8') as handle:
+        spec = ClipSpec.from_dict(json.load(handle)['clip'])
+    module = OnnxModule(path) if kind == 'onnx' else torch.jit.load(path, map_location='cpu').eval()
+    return module, spec
