@@ -25,36 +25,8 @@ from utils.device import set_cpu_threads
 from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
-from utils.progress import progress
 from utils.trained_model import class_names_for, default_checkpoint, load_model
-
-
-# ---------------------------------------------------------------- windows
-def window_starts(num_frames, window, stride):
-    """Starts of windows of `window` frames every `stride` frames; the last one ends at the
-    video's end, so every frame is covered."""
-    starts = list(range(0, num_frames - window + 1, stride))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return starts
-
-
-def predict_windows(frames, spec, predictor, window, stride, batch=8):
-    """Softmax scores [num_windows, K] and the window starts."""
-    starts = window_starts(len(frames), window, stride)
-    scores = []
-    for first in progress(range(0, len(starts), batch), desc='windows'):
-        clips = [spec.to_input(np.stack([frames[i] for i in spec.window_indices(s, window)]))
-                 for s in starts[first:first + batch]]
-        scores.append(predictor(np.stack(clips)))
-    return np.concatenate(scores), starts
-
-
-def nearest_window(num_frames, starts, window):
-    """For each frame, the window whose centre is nearest."""
-    centres = np.asarray(starts) + window / 2.0
-    frame_centres = np.arange(num_frames) + 0.5
-    return np.abs(frame_centres[:, None] - centres[None, :]).argmin(axis=1)
+from utils.untrimmed import merge_segments, nearest_window, predict_windows, save_timeline_png
 
 
 # ---------------------------------------------------------------- output
@@ -83,8 +55,9 @@ def write_annotated(video, out_path, fps, width, height, labels, assignment):
 
 
 def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, topk=3,
-             out_dir=None):
-    """Predict over `video` and write output.avi and predictions.json; returns the latter."""
+             out_dir=None, timeline=False):
+    """Predict over `video` and write output.avi and predictions.json (with `timeline`, also
+    timeline.png and segments.json); returns the predictions."""
     folder = exp_dir(cfg)
     logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
     set_cpu_threads(cfg.NUM_THREADS)
@@ -130,6 +103,17 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
               'stride': stride, 'windows': windows}
     with open(osp.join(out_dir, 'predictions.json'), 'w', encoding='utf-8') as handle:
         json.dump(result, handle, indent=2)
+    if timeline:
+        segments = merge_segments(scores, starts, window, len(frames), float(fps), names)
+        with open(osp.join(out_dir, 'segments.json'), 'w', encoding='utf-8') as handle:
+            json.dump({'video': osp.abspath(video), 'fps': float(fps), 'window': window,
+                       'stride': stride, 'segments': segments}, handle, indent=2)
+        save_timeline_png(scores, starts, window, float(fps), names, segments,
+                          osp.join(out_dir, 'timeline.png'))
+        result['segments'] = segments
+        logger.info('timeline: %d segments (%s) -> timeline.png, segments.json', len(segments),
+                    ', '.join(f"{s['class']} {s['start_time']:.1f}-{s['end_time']:.1f} s"
+                              for s in segments[:8]))
     overall = scores.mean(axis=0)
     logger.info('wrote %s (%d frames) and predictions.json; whole video: %s', out_video, written,
                 ', '.join(f'{names[i]} {overall[i] * 100:.1f}%' for i in np.argsort(-overall)[:topk]))
@@ -148,11 +132,14 @@ def main(argv=None):
     parser.add_argument('--stride', type=int, default=0, help='frames between windows (0: window/2)')
     parser.add_argument('--topk', type=int, default=3, help='classes shown per window')
     parser.add_argument('--out', default=None, help='output folder (default: <experiment>/demo)')
+    parser.add_argument('--timeline', action='store_true',
+                        help='also timeline.png (classes over time) and segments.json (runs of '
+                             'windows of one class, with start, end and score)')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     if args.window < 0 or args.stride < 0 or args.topk < 1:
         parser.error('--window and --stride must be >= 0 and --topk >= 1')
     return run_entry_point(run_demo, cfg, args.video, args.checkpoint, args.onnx, args.window,
-                           args.stride, args.topk, args.out)
+                           args.stride, args.topk, args.out, args.timeline)
 
 
 if __name__ == '__main__':

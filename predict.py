@@ -13,6 +13,11 @@ Writes to <experiment>/predict/ (or --out), appending as it goes, so a rerun ski
 already done: predictions.jsonl and predictions.csv (path, top-k classes and scores, views,
 seconds per video) and unreadable.csv (path, reason). A file that cannot be read is listed and
 counted; the run goes on.
+
+--untrimmed: long or untrimmed videos. Windows of the model's clip slide over the whole video
+(--window, --stride frames; default the clip's span and half of it), their scores are pooled
+(--pooling topk (default, the mean of each class's --pool-k best windows), mean or max) into
+the video's prediction, and every window's scores go to windows.jsonl.
 """
 import csv
 import json
@@ -29,15 +34,17 @@ from config import ConfigError, build_parser, exp_dir, parse_config
 from datasets import DecodeError, VideoDataset, VideoRecord, build_loader, build_normalizer
 from datasets.records import VIDEO_EXTENSIONS
 from datasets.transforms import ClipNormalizer, build_transform
-from datasets.video_reader import count_video_frames
+from datasets.clip_spec import ClipSpec
+from datasets.video_reader import count_video_frames, decode_frames
 from utils.acceleration import runnable_model
 from utils.cli import run_entry_point
 from utils.device import select_device, set_cpu_threads
 from utils.distributed import DistContext
-from utils.exported_model import load_exported
+from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
 from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.untrimmed import POOLINGS, pool, predict_windows
 
 LIST_SUFFIXES = ('.txt', '.csv', '.lst')
 
@@ -212,6 +219,8 @@ def run_prediction(cfg, args):
                 args.input, len(paths) - len(todo), len(todo), views_text(cfg))
     if not todo:
         return {'predicted': 0, 'unreadable': 0, 'out': out_dir}
+    if args.untrimmed:
+        return run_untrimmed(cfg, args, todo, files, logger)
     if args.onnx:
         scores, names = onnx_scorer(cfg, args.onnx)
     else:
@@ -247,6 +256,44 @@ def run_prediction(cfg, args):
     return counts
 
 
+def run_untrimmed(cfg, args, todo, files, logger):
+    """Each video in the main process: its frames resized once, windows predicted in
+    batches, pooled; windows.jsonl keeps the per-window scores."""
+    if args.onnx:
+        predictor, spec, names = load_exported(args.onnx)
+    else:
+        model, _ = load_model(cfg, args.checkpoint or default_checkpoint(cfg, exp_dir(cfg)), logger)
+        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_for(cfg)
+    counts = {'predicted': 0, 'unreadable': 0, 'out': osp.dirname(files.jsonl)}
+    for path in progress(todo, desc='predict (untrimmed)', unit='video'):
+        started = time.time()
+        try:
+            if not path.lower().endswith(VIDEO_EXTENSIONS):
+                raise DecodeError(f'not a video file ({", ".join(VIDEO_EXTENSIONS)})')
+            frames = [spec.resize(frame[None])[0] for frame in decode_frames(path)]
+            if not frames:
+                raise DecodeError('no decodable frame')
+        except Exception as err:  # noqa: BLE001 - any decoder failure: listed, and the run goes on
+            files.add_unreadable(path, ' '.join(str(err).split()) or type(err).__name__)
+            counts['unreadable'] += 1
+            continue
+        window = min(args.window or spec.default_window, len(frames))
+        stride = max(1, args.stride or window // 2)
+        window_scores, starts = predict_windows(frames, spec, predictor, window, stride,
+                                                show_progress=False)
+        pooled = pool(window_scores, args.pooling, args.pool_k)
+        files.add(path, pooled, names, f'{len(starts)} windows of {window} frames, {args.pooling} pooling',
+                  time.time() - started)
+        with open(osp.join(counts['out'], 'windows.jsonl'), 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps({'path': path, 'window': window, 'stride': stride,
+                                     'starts': [int(s) for s in starts],
+                                     'scores': np.round(window_scores, 6).tolist()}) + '\n')
+        counts['predicted'] += 1
+    logger.info('%d videos predicted (untrimmed), %d unreadable -> %s', counts['predicted'],
+                counts['unreadable'], counts['out'])
+    return counts
+
+
 def main(argv=None):
     parser = build_parser('Predict the classes of many videos')
     parser.add_argument('--input', required=True, help='a video, a folder (recursive) or a list file')
@@ -255,6 +302,12 @@ def main(argv=None):
     parser.add_argument('--out', default=None, help='default: <experiment>/predict')
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument('--views', default=None, help="CLIPSxCROPS, e.g. '1x1' (default: VAL.*)")
+    parser.add_argument('--untrimmed', action='store_true',
+                        help='windows over the whole video, pooled into one prediction')
+    parser.add_argument('--window', type=int, default=0, help="--untrimmed: frames per window (0: the clip's span)")
+    parser.add_argument('--stride', type=int, default=0, help='--untrimmed: frames between windows (0: window/2)')
+    parser.add_argument('--pooling', choices=POOLINGS, default='topk', help='--untrimmed: how windows are pooled')
+    parser.add_argument('--pool-k', type=int, default=3, help='--untrimmed, topk pooling: windows per class')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     return run_entry_point(run_prediction, cfg, args)
 

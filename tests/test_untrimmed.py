@@ -1,0 +1,100 @@
+"""Untrimmed and long videos: windows over the whole video, pooled into a video-level
+prediction, and merged into segments along the timeline."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+import demo
+import predict
+from conftest import run_main
+from test_predict import videos as videos_fixture
+
+videos = videos_fixture          # the fixture: rendered videos, a corrupt file, a checkpoint
+from datasets.clip_spec import ClipSpec
+from DataTool.Synthetic.render import CLASS_NAMES, render_clip
+from utils.untrimmed import merge_segments, pool, predict_windows, window_starts
+
+FIRST, SECOND = 0, 4            # move_left, then rotate_clockwise: another shape and hue
+
+
+def object_colour(clip):
+    """Mean colour [3] of the pixels that stand out from the clip's background (its median)."""
+    background = np.median(clip.reshape(3, -1), axis=1)
+    mask = np.abs(clip - background[:, None, None, None]).sum(axis=0) > 1.0
+    return clip[:, mask].mean(axis=1) if mask.any() else background
+
+
+class ColourOracle:
+    """Scores a clip by how close the colour of its moving object is to each part's: a model
+    that knows the two classes, so what is tested is the windows, the pooling and the segments."""
+
+    def __init__(self, parts, spec):
+        self.prototypes = {label: object_colour(spec.to_input(frames[:spec.frames]))
+                           for label, frames in parts.items()}
+
+    def __call__(self, clips):
+        scores = np.full((len(clips), len(CLASS_NAMES)), -50.0)
+        for label, prototype in self.prototypes.items():
+            scores[:, label] = [-np.abs(object_colour(clip) - prototype).sum() * 5 for clip in clips]
+        exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def test_two_classes_in_a_row_rank_first_and_second_and_make_two_segments():
+    spec = ClipSpec('dense', 8, 2, 1, 72, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    parts = {FIRST: render_clip(FIRST, 60, np.random.default_rng(1)),
+             SECOND: render_clip(SECOND, 90, np.random.default_rng(2))}
+    frames = [spec.resize(frame[None])[0] for frame in np.concatenate([parts[FIRST], parts[SECOND]])]
+    window, stride = 16, 8
+    scores, starts = predict_windows(frames, spec, ColourOracle(parts, spec), window, stride,
+                                     show_progress=False)
+    assert starts == window_starts(150, 16, 8) and starts[-1] + window == 150
+    for method in ('topk', 'mean', 'max'):
+        ranked = np.argsort(-pool(scores, method, k=3))
+        assert set(ranked[:2].tolist()) == {FIRST, SECOND}, method
+    segments = merge_segments(scores, starts, window, 150, 16.0, list(CLASS_NAMES))
+    assert [s['class'] for s in segments] == [CLASS_NAMES[FIRST], CLASS_NAMES[SECOND]]
+    assert segments[0]['start_frame'] == 0 and segments[-1]['end_frame'] == 150
+    assert abs(segments[0]['end_frame'] - 60) <= window                   # the true boundary
+    assert segments[1]['start_time'] == pytest.approx(segments[0]['end_frame'] / 16.0, abs=1e-3)
+    assert all(0 < s['score'] <= 1 for s in segments)
+
+
+def test_pooling_formulas():
+    windows = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7]])
+    np.testing.assert_allclose(pool(windows, 'mean'), [0.375, 0.625])
+    np.testing.assert_allclose(pool(windows, 'max'), [0.9, 0.9])
+    np.testing.assert_allclose(pool(windows, 'topk', k=2), [0.6, 0.85])
+    with pytest.raises(ValueError, match="unknown pooling 'median'"):
+        pool(windows, 'median')
+
+
+@pytest.mark.slow
+def test_predict_untrimmed_and_demo_timeline_from_the_command_line(videos, tmp_path):  # noqa: F811
+    folder, relative, overrides = videos
+    out = tmp_path / 'untrimmed'
+    assert run_main(predict, overrides, ['--input', str(folder), '--out', str(out), '--untrimmed',
+                                         '--window', '6', '--stride', '3', '--pooling', 'max']) == 0
+    with open(out / 'windows.jsonl', encoding='utf-8') as handle:
+        windows = [json.loads(line) for line in handle]
+    assert len(windows) == 16 and all(row['window'] == 6 and row['stride'] == 3 for row in windows)
+    with open(out / 'predictions.jsonl', encoding='utf-8') as handle:
+        rows = {row['path']: row for row in map(json.loads, handle)}
+    for row in windows:
+        pooled = np.max(np.array(row['scores']), axis=0)
+        assert rows[row['path']]['top'][0][1] == pytest.approx(pooled.max(), abs=1e-5)
+        assert 'max pooling' in rows[row['path']]['views']
+    assert open(out / 'unreadable.csv', encoding='utf-8').read().count('\n') == 3     # header + 2
+
+    video = str(folder / relative[0])
+    assert run_main(demo, overrides, ['--video', video, '--timeline', '--window', '6',
+                                      '--out', str(tmp_path / 'demo')]) == 0
+    with open(tmp_path / 'demo' / 'segments.json', encoding='utf-8') as handle:
+        segments = json.load(handle)['segments']
+    assert segments[0]['start_frame'] == 0
+    assert all(a['end_frame'] == b['start_frame'] for a, b in zip(segments, segments[1:]))
+    with open(tmp_path / 'demo' / 'timeline.png', 'rb') as handle:
+        assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert osp.isfile(tmp_path / 'demo' / 'output.avi')

@@ -1,0 +1,104 @@
+"""Long and untrimmed videos: windows of the model's clip slid over the whole video, their
+scores pooled into one video-level prediction (DLAC's untrimmed evaluation), and merged into
+segments of one class along the timeline (demo.py --timeline)."""
+import numpy as np
+
+from .progress import progress
+
+POOLINGS = ('mean', 'max', 'topk')
+
+
+def window_starts(num_frames, window, stride):
+    """Starts of windows of `window` frames every `stride` frames; the last one ends at the
+    video's end, so every frame is covered."""
+    starts = list(range(0, num_frames - window + 1, stride))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return starts
+
+
+def predict_windows(frames, spec, predictor, window, stride, batch=8, show_progress=True):
+    """Softmax scores [num_windows, K] of the windows over `frames` (resized RGB), and their
+    starts; each window is prepared as one test view (ClipSpec)."""
+    starts = window_starts(len(frames), window, stride)
+    scores = []
+    for first in progress(range(0, len(starts), batch), desc='windows', disable=not show_progress):
+        clips = [spec.to_input(np.stack([frames[i] for i in spec.window_indices(s, window)]))
+                 for s in starts[first:first + batch]]
+        scores.append(predictor(np.stack(clips)))
+    return np.concatenate(scores), starts
+
+
+def nearest_window(num_frames, starts, window):
+    """For each frame, the window whose centre is nearest."""
+    centres = np.asarray(starts) + window / 2.0
+    frame_centres = np.arange(num_frames) + 0.5
+    return np.abs(frame_centres[:, None] - centres[None, :]).argmin(axis=1)
+
+
+def pool(window_scores, method='topk', k=3):
+    """Video-level scores [K] from window scores [W, K]: their mean, their max, or per class
+    the mean of its k highest window scores (top-k pooling: a class present in part of the
+    video is not diluted by the rest)."""
+    if method == 'mean':
+        return window_scores.mean(axis=0)
+    if method == 'max':
+        return window_scores.max(axis=0)
+    if method == 'topk':
+        k = max(1, min(k, len(window_scores)))
+        return np.sort(window_scores, axis=0)[-k:].mean(axis=0)
+    raise ValueError(f'unknown pooling {method!r}; choose one of {list(POOLINGS)}')
+
+
+def merge_segments(window_scores, starts, window, num_frames, fps, names):
+    """Consecutive windows with the same top class merged into segments. Each window speaks
+    for the frames nearer its centre than any other's, so segment ends fall midway between
+    the centres of windows of different classes. [{class, start_frame, end_frame, start_time,
+    end_time, score (mean top score of its windows), windows}] in time order."""
+    owner = nearest_window(num_frames, starts, window)
+    top = window_scores.argmax(axis=1)
+    segments = []
+    for frame in range(num_frames):
+        w = owner[frame]
+        label = int(top[w])
+        if segments and segments[-1]['index'] == label:
+            segment = segments[-1]
+            segment['end_frame'] = frame + 1
+            segment['_windows'].add(int(w))
+        else:
+            segments.append({'index': label, 'class': names[label], 'start_frame': frame,
+                             'end_frame': frame + 1, '_windows': {int(w)}})
+    for segment in segments:
+        windows = sorted(segment.pop('_windows'))
+        segment.update(start_time=round(segment['start_frame'] / fps, 3),
+                       end_time=round(segment['end_frame'] / fps, 3), windows=len(windows),
+                       score=round(float(np.mean([window_scores[w, segment['index']] for w in windows])), 5))
+    return segments
+
+
+def save_timeline_png(window_scores, starts, window, fps, names, segments, path, classes=5):
+    """Classes over time: a strip of the segments, and the score curves of the classes that
+    lead anywhere (at most `classes`)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    centres = (np.asarray(starts) + window / 2.0) / fps
+    leading = list(dict.fromkeys(int(i) for i in window_scores.argmax(axis=1)))[:classes]
+    colours = {index: plt.cm.tab10(n % 10) for n, index in enumerate(leading)}
+    fig, (strip, curves) = plt.subplots(2, 1, figsize=(10, 4), sharex=True,
+                                        gridspec_kw={'height_ratios': [1, 3]})
+    for segment in segments:
+        colour = colours.get(segment['index'], 'lightgrey')
+        strip.axvspan(segment['start_time'], segment['end_time'], color=colour, alpha=0.8)
+        strip.text((segment['start_time'] + segment['end_time']) / 2, 0.5, segment['class'],
+                   ha='center', va='center', fontsize=8)
+    strip.set_yticks([])
+    for index in leading:
+        curves.plot(centres, window_scores[:, index], color=colours[index], label=names[index])
+    curves.set_xlabel('time (s)')
+    curves.set_ylabel('score')
+    curves.set_ylim(0, 1)
+    curves.legend(fontsize=8, loc='upper right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
