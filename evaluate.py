@@ -18,8 +18,11 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, log_dlac_translation, parse_config
-from datasets import (DataLoadingError, DatasetConfigError, build_dataset, build_loader,
-                      build_normalizer, check_data)
+from datasets import (DataLoadingError, DatasetConfigError, DecodeError, build_dataset,
+                      build_loader, build_normalizer, check_data)
+from datasets.clip_spec import ClipSpec
+from datasets.decoding import load_frames
+from datasets.records import parse_metafile
 from datasets.transforms import ClipNormalizer
 from DataTool.Synthetic.render import pair_report
 from utils.acceleration import runnable_model, to_channels_last
@@ -29,9 +32,11 @@ from utils.distributed import cleanup, init_distributed
 from utils.fusion import FusionError, fuse
 from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
-from utils.metrics import per_class_accuracy, summarize
+from utils.metrics import mean_average_precision, per_class_accuracy, summarize, topk_accuracy
 from utils.plots import save_confusion_png
-from utils.exported_model import exported_module
+from utils.exported_model import TorchPredictor, exported_module
+from utils.progress import progress
+from utils.untrimmed import POOLINGS, pool, predict_windows
 from utils.trained_model import class_names_for, default_checkpoint, load_model
 
 
@@ -57,9 +62,11 @@ def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, ex
     return report
 
 
-def run_evaluation(cfg, checkpoint_path=None, exported=()):
+def run_evaluation(cfg, checkpoint_path=None, exported=(), untrimmed=None):
     ctx = init_distributed(cfg)
     try:
+        if untrimmed:
+            return evaluate_untrimmed(cfg, ctx, checkpoint_path, untrimmed)
         return evaluate_model(cfg, ctx, checkpoint_path, exported)
     finally:
         cleanup(ctx)
@@ -97,6 +104,61 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
     if reports and 'checkpoint' in reports and len(reports) > 1 and reports['checkpoint'] is not None:
         compare_exports(reports, osp.join(out_dir, 'eval', 'report.json'), logger)
     return next(iter(reports.values()), None)
+
+
+def all_frames(cfg, record):
+    """Every frame of a metafile record (video file or frame folder), as uint8 RGB."""
+    indices = range(record.num_frames)
+    return load_frames(cfg.DATASET.VIDEO_SEQ_PATH, record, indices, cfg.DATASET.IMG_FORMAT,
+                       cfg.DATASET.SCALE_SIZE, cfg.DATASET.FRAME_START)
+
+
+def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
+    """Untrimmed classification (ActivityNet): windows of the model's clip over each whole
+    validation video, pooled (options: pooling, pool_k, window, stride); top1, top3 and mAP
+    into eval/untrimmed/, with every window's scores in windows.jsonl."""
+    out_dir = exp_dir(cfg)
+    eval_dir = osp.join(out_dir, 'eval', 'untrimmed')
+    logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
+    set_cpu_threads(cfg.NUM_THREADS)
+    check_data(cfg, splits=('val',))
+    checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
+    model, state = load_model(cfg, checkpoint_path, logger)
+    predictor, spec = TorchPredictor(model.to('cpu')), ClipSpec.from_config(cfg)
+    records = parse_metafile(cfg.DATASET.VAL_META_PATH, cfg.DATASET.CLASS_NUM)
+    os.makedirs(eval_dir, exist_ok=True)
+    all_scores, labels, paths, unreadable = [], [], [], []
+    with open(osp.join(eval_dir, 'windows.jsonl'), 'w', encoding='utf-8') as windows_file:
+        for record in progress(records, desc='evaluate (untrimmed)', unit='video'):
+            try:
+                frames = [spec.resize(frame[None])[0] for frame in all_frames(cfg, record)]
+            except DecodeError as err:
+                unreadable.append(f'{record.path} ({record.where}): {err}')
+                continue
+            window = min(options['window'] or spec.default_window, len(frames))
+            stride = max(1, options['stride'] or window // 2)
+            window_scores, starts = predict_windows(frames, spec, predictor, window, stride,
+                                                    show_progress=False)
+            all_scores.append(pool(window_scores, options['pooling'], options['pool_k']))
+            labels.append(record.label)
+            paths.append(record.path)
+            windows_file.write(json.dumps({'path': record.path, 'window': window, 'stride': stride,
+                                           'starts': [int(s) for s in starts],
+                                           'scores': np.round(window_scores, 6).tolist()}) + '\n')
+    if not paths:
+        raise DataLoadingError(f'none of the {len(records)} videos of {cfg.DATASET.VAL_META_PATH} could be read')
+    scores, labels = np.stack(all_scores), np.array(labels)
+    metrics = summarize(scores, labels, cfg.DATASET.CLASS_NUM)
+    metrics.update(top3=topk_accuracy(scores, labels, 3), mAP=mean_average_precision(scores, labels))
+    extra = {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
+             'untrimmed': dict(options), 'metafile': cfg.DATASET.VAL_META_PATH,
+             'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE,
+             'num_unreadable': len(unreadable), 'unreadable': unreadable}
+    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_for(cfg), extra)
+    logger.info('untrimmed (%s pooling): top1 %.2f  top3 %.2f  mAP %.2f  (%d videos) -> %s',
+                options['pooling'], report['top1'], report['top3'], report['mAP'],
+                report['num_videos'], eval_dir)
+    return report
 
 
 def check_exported_input(spec, cfg, path):
@@ -199,6 +261,12 @@ def main(argv=None):
                         help="an exported model.onnx: the same metrics into eval/onnx/ (with "
                              "--checkpoint too, the report shows both and the top1 difference)")
     parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise')
+    parser.add_argument('--untrimmed', action='store_true',
+                        help='windows over each whole video, pooled (top1, top3, mAP) into eval/untrimmed/')
+    parser.add_argument('--window', type=int, default=0, help="--untrimmed: frames per window (0: the clip's span)")
+    parser.add_argument('--stride', type=int, default=0, help='--untrimmed: frames between windows (0: window/2)')
+    parser.add_argument('--pooling', choices=POOLINGS, default='topk', help='--untrimmed: how windows are pooled')
+    parser.add_argument('--pool-k', type=int, default=3, help='--untrimmed, topk pooling: windows per class')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     if args.fuse:
         try:
@@ -209,7 +277,9 @@ def main(argv=None):
         return 0
     exported = [(kind, path) for kind, path in (('onnx', args.onnx), ('torchscript', args.torchscript))
                 if path]
-    return run_entry_point(run_evaluation, cfg, args.checkpoint, exported)
+    untrimmed = ({'pooling': args.pooling, 'pool_k': args.pool_k, 'window': args.window,
+                  'stride': args.stride} if args.untrimmed else None)
+    return run_entry_point(run_evaluation, cfg, args.checkpoint, exported, untrimmed)
 
 
 if __name__ == '__main__':

@@ -269,3 +269,14 @@ def test_flow_extraction_writes_flow_metafiles_and_config(tmp_path):
     assert config['DATASET']['TRAIN_META_PATH'].endswith('train_split1_flow.txt')
     with pytest.raises(Exception, match='--flow extracts flow frames: it needs --mode frames'):
         custom.main(args + ['--mode', 'video'])
+
+
+def test_activitynet_untrimmed_one_sample_per_video(tmp_path):
+    layouts.activitynet(str(tmp_path / 'a'))
+    out = str(tmp_path / 'out')
+    activitynet.main(['--root', str(tmp_path / 'a'), '--out', out, '--workers', '1', '--mode', 'video',
+                      '--untrimmed'])
+    records = {**read_meta(out, 'train'), **read_meta(out, 'val')}
+    # aaa: 1.0 s of coffee, 1.5 s of the dog; bbb: the dog (clipped to 1 s); ccc: coffee
+    assert {osp.basename(name): (r.label, r.num_frames) for name, r in records.items()} == {
+        'v_aaa.mp4': (1, 40), 'v_bbb.mp4': (1, 40), 'v_ccc.mp4': (0, 40)}

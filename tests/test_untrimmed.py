@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import demo
+import evaluate
 import predict
 from conftest import run_main
 from test_predict import videos as videos_fixture
@@ -14,6 +15,7 @@ from test_predict import videos as videos_fixture
 videos = videos_fixture          # the fixture: rendered videos, a corrupt file, a checkpoint
 from datasets.clip_spec import ClipSpec
 from DataTool.Synthetic.render import CLASS_NAMES, render_clip
+from utils.metrics import average_precision, mean_average_precision
 from utils.untrimmed import merge_segments, pool, predict_windows, window_starts
 
 FIRST, SECOND = 0, 4            # move_left, then rotate_clockwise: another shape and hue
@@ -98,3 +100,30 @@ def test_predict_untrimmed_and_demo_timeline_from_the_command_line(videos, tmp_p
     with open(tmp_path / 'demo' / 'timeline.png', 'rb') as handle:
         assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
     assert osp.isfile(tmp_path / 'demo' / 'output.avi')
+
+
+def test_mean_average_precision_is_activitynet_s():
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([0, 1, 1, 0])
+    # class 0 ranks videos 0, 1, 3, 2: positives at ranks 1 and 3 -> (1/1 + 2/3) / 2
+    # class 1 ranks videos 2, 3, 1, 0: positives at ranks 1 and 3 -> (1/1 + 2/3) / 2
+    assert mean_average_precision(scores, labels) == pytest.approx((1 + 2 / 3) / 2 * 100)
+    assert average_precision(scores[:, 0], np.zeros(4, dtype=bool)) is None
+    assert mean_average_precision(np.eye(3), np.arange(3)) == pytest.approx(100.0)
+
+
+@pytest.mark.slow
+def test_evaluate_untrimmed_reports_top3_and_map(videos, tmp_path):  # noqa: F811
+    _, _, overrides = videos
+    assert run_main(evaluate, overrides, ['--untrimmed', '--window', '8', '--pooling', 'mean']) == 0
+    folder = osp.join(str(tmp_path), 'ar_output', 'tsn', 'synthetic_rgb_resnet18', 'eval', 'untrimmed')
+    with open(osp.join(folder, 'report.json'), encoding='utf-8') as handle:
+        report = json.load(handle)
+    scores = np.load(osp.join(folder, 'scores.npz'))
+    assert report['num_videos'] == 16 and report['untrimmed']['pooling'] == 'mean'
+    assert report['mAP'] == pytest.approx(mean_average_precision(scores['scores'], scores['labels']))
+    assert report['top1'] <= report['top3'] <= report['top5']
+    with open(osp.join(folder, 'windows.jsonl'), encoding='utf-8') as handle:
+        windows = [json.loads(line) for line in handle]
+    for row, pooled in zip(windows, scores['scores']):
+        np.testing.assert_allclose(np.mean(row['scores'], axis=0), pooled, atol=1e-5)

@@ -51,3 +51,22 @@ def summarize(scores, labels, num_classes):
         'num_videos': int(len(labels)),
         'confusion': matrix,
     }
+
+
+def average_precision(scores, positives):
+    """Non-interpolated AP of one class as the ActivityNet challenge computes it: videos ranked
+    by score, precision taken at each positive, averaged over the positives; None without
+    positives."""
+    if not positives.any():
+        return None
+    ranked = positives[np.argsort(-scores, kind='stable')]
+    hits = np.cumsum(ranked)
+    precision = hits / np.arange(1, len(ranked) + 1)
+    return float(precision[ranked].sum() / ranked.sum())
+
+
+def mean_average_precision(scores, labels):
+    """mAP in percent over the classes that have videos (untrimmed classification)."""
+    values = [average_precision(scores[:, c], labels == c) for c in range(scores.shape[1])]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values) * 100.0) if values else 0.0

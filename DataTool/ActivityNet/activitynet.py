@@ -7,6 +7,10 @@ below it. Every segment [t0, t1] (seconds) of a training or validation video bec
 sample `v_<id>_<k>`: its frames in frames mode, a clip `clips/v_<id>_<k>.mp4` in video mode.
 Segments are clipped to the video's duration; a segment with nothing left is reported.
 Labels are sorted and numbered from 0 (200 classes).
+
+--untrimmed: one sample per whole video `v_<id>`, labelled with its activity (the label that
+covers most of its annotated time), for untrimmed classification as in the ActivityNet
+challenge: `evaluate.py --untrimmed` (top1, top3, mAP). Use another --out than the trimmed set.
 """
 import json
 import os.path as osp
@@ -55,14 +59,38 @@ def read_segments(path):
     return segments
 
 
+def untrimmed_samples(segments, label_of, videos, path):
+    """{'train': [...], 'val': [...]}: one Sample per video, its activity the label that
+    covers the most annotated time."""
+    time_per_label = {}
+    for subset, video_id, _, start, end, label, duration in segments:
+        end = min(end, duration) if duration else end
+        key = (subset, video_id)
+        time_per_label.setdefault(key, {}).setdefault(label, 0.0)
+        time_per_label[key][label] += max(0.0, end - start)
+    subsets = {'train': [], 'val': []}
+    for (subset, video_id), times in time_per_label.items():
+        label = max(sorted(times), key=lambda name: times[name])
+        subsets[subset].append(Sample(f'v_{video_id}', label_of[label], find_video(videos, f'v_{video_id}', video_id),
+                                      f'{path}: video {video_id}'))
+    return subsets
+
+
 def main(argv=None):
     parser = argument_parser(__doc__.split('\n')[0])
+    parser.add_argument('--untrimmed', action='store_true',
+                        help='one sample per whole video, labelled with its activity')
     args = parser.parse_args(argv)
     path = find_annotations(args.root)
     segments = read_segments(path)
     classes = sorted({label for _, _, _, _, _, label, _ in segments})
     label_of = {name: index for index, name in enumerate(classes)}
     videos = index_videos(args.root)
+    if args.untrimmed:
+        build('activitynet', args.out, {1: untrimmed_samples(segments, label_of, videos, path)}, classes,
+              args.mode, args.workers, args.short_side, args.root, flow=args.flow,
+              frame_start=args.frame_start)
+        return
     subsets = {'train': [], 'val': []}
     for subset, video_id, number, start, end, label, duration in segments:
         end = min(end, duration) if duration else end
