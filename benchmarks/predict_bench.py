@@ -1,0 +1,99 @@
+"""predict.py throughput: videos per second for TSN and I3D, with 1 and 2 loader workers,
+PyTorch (the checkpoint) against ONNX Runtime (the export), all measured in one run.
+
+    python -m benchmarks.predict_bench [--videos 32] [--size 224] [--data DIR]
+
+Data: rendered synthetic videos (H.264 mp4, 170x128 scaled to the test size, 48 frames).
+Models: TSN-R50 (8 segments x 1 crop) and I3D-R50 8x8 (1 clip x 1 crop) with random weights,
+their checkpoints and exports written first. Each row is one whole predict.py run over every
+video (model loading included), into a fresh output folder. The baseline of each model is
+PyTorch with 1 worker.
+"""
+import argparse
+import os
+import os.path as osp
+import shutil
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import config  # noqa: E402
+import export_model  # noqa: E402
+import predict  # noqa: E402
+from DataTool.common.video_io import write_video  # noqa: E402
+from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
+from models import build_model  # noqa: E402
+from utils.checkpoint import save_atomic  # noqa: E402
+
+MODELS = {
+    'TSN-R50 8 seg x 1 crop': ['MODEL_NAME', 'tsn', 'BACKBONE', 'resnet50', 'VAL.NUM_SEGMENTS', '8'],
+    'I3D-R50 8x8 1 clip x 1 crop': ['MODEL_NAME', 'i3d', 'BACKBONE', 'resnet50', 'DATA.CLIP_LEN', '8',
+                                    'DATA.FRAME_INTERVAL', '4', 'VAL.NUM_CLIPS', '1'],
+}
+
+
+def make_videos(folder, count, frames=48):
+    os.makedirs(folder, exist_ok=True)
+    for index in range(count):
+        path = osp.join(folder, f'video_{index:03d}.mp4')
+        if not osp.isfile(path):
+            label = index % len(CLASS_NAMES)
+            write_video(path, render_clip(label, frames, np.random.default_rng(index)))
+
+
+def experiment(root, overrides, size):
+    """The config of one model, with a random-weight checkpoint and its export."""
+    config.reset()
+    cfg, _ = config.parse_config(overrides + [
+        'SNAPSHOT_ROOT', root, 'DATASET.ROOT_PATH', root, 'DATASET.CLASS_NUM', '8',
+        'DATASET.SCALE_SIZE', str(size * 256 // 224), 'DATASET.CROP_SIZE', str(size),
+        'VAL.NUM_CROPS', '1', 'VAL.BATCH_SIZE', '4', 'NUM_THREADS', '2',
+        'EXP_TAG', overrides[1]], parser=config.build_parser('bench'))
+    torch.manual_seed(0)
+    save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 0, 'config': config.to_plain(cfg)},
+                osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
+    export_model.export(cfg)
+    return cfg
+
+
+def timed_run(cfg, videos, out, workers, onnx):
+    cfg.DATASET.NUM_WORKERS = workers
+    shutil.rmtree(out, ignore_errors=True)
+    args = SimpleNamespace(input=videos, onnx=onnx, checkpoint=None, out=out, topk=5, views=None,
+                           untrimmed=False, window=0, stride=0, pooling='topk', pool_k=3)
+    started = time.perf_counter()
+    counts = predict.run_prediction(cfg, args)
+    return counts['predicted'] / (time.perf_counter() - started)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--videos', type=int, default=32)
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--data', default=osp.join('output', 'bench_data', 'predict'))
+    args = parser.parse_args(argv)
+    os.environ.setdefault('DLAC_PROGRESS', '0')
+    videos = osp.join(args.data, 'videos')
+    make_videos(videos, args.videos)
+    print(f'{os.cpu_count()} CPU cores, torch {torch.__version__}; {args.videos} videos of 48 frames, '
+          f'{args.size} px; whole predict.py runs\n')
+    print('| model | backend | workers | videos/s | vs PyTorch, 1 worker |')
+    print('|---|---|---|---|---|')
+    for name, overrides in MODELS.items():
+        cfg = experiment(args.data, overrides, args.size)
+        onnx = osp.join(config.exp_dir(cfg), 'export', 'model.onnx')
+        baseline = None
+        for backend, path in (('PyTorch', None), ('ONNX Runtime', onnx)):
+            for workers in (1, 2):
+                rate = timed_run(cfg, videos, osp.join(args.data, 'out'), workers, path)
+                baseline = baseline or rate
+                print(f'| {name} | {backend} | {workers} | {rate:.2f} | {rate / baseline:.2f} |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
