@@ -36,7 +36,7 @@ from utils.metrics import mean_average_precision, per_class_accuracy, summarize,
 from utils.plots import save_confusion_png
 from utils.exported_model import TorchPredictor, exported_module
 from utils.progress import progress
-from utils.untrimmed import POOLINGS, pool, predict_windows
+from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 from utils.trained_model import class_names_for, default_checkpoint, load_model
 
 
@@ -135,16 +135,11 @@ def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
             except DecodeError as err:
                 unreadable.append(f'{record.path} ({record.where}): {err}')
                 continue
-            window = min(options['window'] or spec.default_window, len(frames))
-            stride = max(1, options['stride'] or window // 2)
-            window_scores, starts = predict_windows(frames, spec, predictor, window, stride,
-                                                    show_progress=False)
-            all_scores.append(pool(window_scores, options['pooling'], options['pool_k']))
+            pooled, windows = score_untrimmed(frames, spec, predictor, **options)
+            all_scores.append(pooled)
             labels.append(record.label)
             paths.append(record.path)
-            windows_file.write(json.dumps({'path': record.path, 'window': window, 'stride': stride,
-                                           'starts': [int(s) for s in starts],
-                                           'scores': np.round(window_scores, 6).tolist()}) + '\n')
+            windows_file.write(json.dumps(dict(path=record.path, **windows)) + '\n')
     if not paths:
         raise DataLoadingError(f'none of the {len(records)} videos of {cfg.DATASET.VAL_META_PATH} could be read')
     scores, labels = np.stack(all_scores), np.array(labels)
@@ -261,12 +256,8 @@ def main(argv=None):
                         help="an exported model.onnx: the same metrics into eval/onnx/ (with "
                              "--checkpoint too, the report shows both and the top1 difference)")
     parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise')
-    parser.add_argument('--untrimmed', action='store_true',
-                        help='windows over each whole video, pooled (top1, top3, mAP) into eval/untrimmed/')
-    parser.add_argument('--window', type=int, default=0, help="--untrimmed: frames per window (0: the clip's span)")
-    parser.add_argument('--stride', type=int, default=0, help='--untrimmed: frames between windows (0: window/2)')
-    parser.add_argument('--pooling', choices=POOLINGS, default='topk', help='--untrimmed: how windows are pooled')
-    parser.add_argument('--pool-k', type=int, default=3, help='--untrimmed, topk pooling: windows per class')
+    add_untrimmed_arguments(parser, 'windows over each whole video, pooled (top1, top3, mAP) '
+                                    'into eval/untrimmed/')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     if args.fuse:
         try:

@@ -44,7 +44,7 @@ from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
 from utils.trained_model import class_names_for, default_checkpoint, load_model
-from utils.untrimmed import POOLINGS, pool, predict_windows
+from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 
 LIST_SUFFIXES = ('.txt', '.csv', '.lst')
 
@@ -277,17 +277,12 @@ def run_untrimmed(cfg, args, todo, files, logger):
             files.add_unreadable(path, ' '.join(str(err).split()) or type(err).__name__)
             counts['unreadable'] += 1
             continue
-        window = min(args.window or spec.default_window, len(frames))
-        stride = max(1, args.stride or window // 2)
-        window_scores, starts = predict_windows(frames, spec, predictor, window, stride,
-                                                show_progress=False)
-        pooled = pool(window_scores, args.pooling, args.pool_k)
-        files.add(path, pooled, names, f'{len(starts)} windows of {window} frames, {args.pooling} pooling',
-                  time.time() - started)
+        pooled, windows = score_untrimmed(frames, spec, predictor, args.window, args.stride,
+                                          args.pooling, args.pool_k)
+        files.add(path, pooled, names, f"{len(windows['starts'])} windows of {windows['window']} "
+                  f'frames, {args.pooling} pooling', time.time() - started)
         with open(osp.join(counts['out'], 'windows.jsonl'), 'a', encoding='utf-8') as handle:
-            handle.write(json.dumps({'path': path, 'window': window, 'stride': stride,
-                                     'starts': [int(s) for s in starts],
-                                     'scores': np.round(window_scores, 6).tolist()}) + '\n')
+            handle.write(json.dumps(dict(path=path, **windows)) + '\n')
         counts['predicted'] += 1
     logger.info('%d videos predicted (untrimmed), %d unreadable -> %s', counts['predicted'],
                 counts['unreadable'], counts['out'])
@@ -302,12 +297,7 @@ def main(argv=None):
     parser.add_argument('--out', default=None, help='default: <experiment>/predict')
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument('--views', default=None, help="CLIPSxCROPS, e.g. '1x1' (default: VAL.*)")
-    parser.add_argument('--untrimmed', action='store_true',
-                        help='windows over the whole video, pooled into one prediction')
-    parser.add_argument('--window', type=int, default=0, help="--untrimmed: frames per window (0: the clip's span)")
-    parser.add_argument('--stride', type=int, default=0, help='--untrimmed: frames between windows (0: window/2)')
-    parser.add_argument('--pooling', choices=POOLINGS, default='topk', help='--untrimmed: how windows are pooled')
-    parser.add_argument('--pool-k', type=int, default=3, help='--untrimmed, topk pooling: windows per class')
+    add_untrimmed_arguments(parser, 'windows over the whole video, pooled into one prediction')
     cfg, args = parse_config(argv, parser=parser, exp_type='E')
     return run_entry_point(run_prediction, cfg, args)
 

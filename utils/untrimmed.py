@@ -102,3 +102,23 @@ def save_timeline_png(window_scores, starts, window, fps, names, segments, path,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def add_untrimmed_arguments(parser, what):
+    """--untrimmed (helped as `what`), --window, --stride, --pooling, --pool-k."""
+    parser.add_argument('--untrimmed', action='store_true', help=what)
+    parser.add_argument('--window', type=int, default=0, help="--untrimmed: frames per window (0: the clip's span)")
+    parser.add_argument('--stride', type=int, default=0, help='--untrimmed: frames between windows (0: window/2)')
+    parser.add_argument('--pooling', choices=POOLINGS, default='topk', help='--untrimmed: how windows are pooled')
+    parser.add_argument('--pool-k', type=int, default=3, help='--untrimmed, topk pooling: windows per class')
+
+
+def score_untrimmed(frames, spec, predictor, window=0, stride=0, pooling='topk', pool_k=3):
+    """(pooled scores [K], {'window', 'stride', 'starts', 'scores'}) of one whole video:
+    windows of `window` frames (0: the clip's span) every `stride` (0: half a window)."""
+    window = min(window or spec.default_window, len(frames))
+    stride = max(1, stride or window // 2)
+    window_scores, starts = predict_windows(frames, spec, predictor, window, stride, show_progress=False)
+    return pool(window_scores, pooling, pool_k), {
+        'window': window, 'stride': stride, 'starts': [int(s) for s in starts],
+        'scores': np.round(window_scores, 6).tolist()}
