@@ -288,20 +288,12 @@ def merge_list(pairs, cfg=__C):
     if len(pairs) % 2:
         raise ConfigError(f"overrides come as KEY VALUE pairs; '{pairs[-1]}' has no value")
     for key, text in zip(pairs[0::2], pairs[1::2]):
+        *parents, leaf = key.split('.')
         node = cfg
-        parts = key.split('.')
-        for part in parts[:-1]:
-            if part not in node or not isinstance(node[part], dict):
-                node = None
-                break
-            node = node[part]
-        if node is None:
-            if _merge_dlac_pair(key, text, cfg):
-                continue
-            raise _unknown_key(key)
-        leaf = parts[-1]
-        if leaf not in node:
-            if _merge_dlac_pair(key, text, cfg):
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            if _merge_dlac_pair(key, text, cfg):      # a DLAC key name, in DLAC's meaning
                 continue
             raise _unknown_key(key)
         if isinstance(node[leaf], dict):
