@@ -18,12 +18,11 @@ import sys
 import numpy as np
 
 from config import build_parser, exp_dir, log_dlac_translation, parse_config
-from datasets import (DataLoadingError, DatasetConfigError, DecodeError, build_dataset,
-                      build_loader, build_normalizer, check_data)
+from datasets import (DataLoadingError, DecodeError, build_dataset, build_loader,
+                      build_normalizer, check_data)
 from datasets.clip_spec import ClipSpec
 from datasets.decoding import load_frames
 from datasets.records import parse_metafile
-from datasets.transforms import ClipNormalizer
 from DataTool.Synthetic.render import pair_report
 from utils.acceleration import runnable_model, to_channels_last
 from utils.cli import run_entry_point
@@ -34,7 +33,7 @@ from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import mean_average_precision, per_class_accuracy, summarize, topk_accuracy
 from utils.plots import save_confusion_png
-from utils.exported_model import TorchPredictor, exported_module
+from utils.exported_model import TorchPredictor, exported_input, exported_module
 from utils.progress import progress
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 from utils.trained_model import class_names_for, default_checkpoint, load_model
@@ -96,9 +95,7 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
             {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch')})
     for kind, path in exported:
         module, spec = exported_module(kind, path)
-        check_exported_input(spec, cfg, path)
-        normalize = ClipNormalizer(spec.mean, spec.std, 'cpu', value_range=spec.value_range,
-                                   channel_order=spec.channel_order)
+        normalize = exported_input(spec, cfg, path)
         reports[kind] = score_and_report(cfg, ctx, logger, module, normalize,
                                          osp.join(out_dir, 'eval', kind), {'exported_model': osp.abspath(path)})
     if reports and 'checkpoint' in reports and len(reports) > 1 and reports['checkpoint'] is not None:
@@ -154,16 +151,6 @@ def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
                 options['pooling'], report['top1'], report['top3'], report['mAP'],
                 report['num_videos'], eval_dir)
     return report
-
-
-def check_exported_input(spec, cfg, path):
-    """An export takes one view shape: the config's test views must give it."""
-    frames = (cfg.VAL.NUM_SEGMENTS * spec.new_length if cfg.DATASET.SAMPLING == 'segment'
-              else cfg.DATA.CLIP_LEN)
-    if (spec.frames, spec.crop_size, spec.sampling) != (frames, cfg.DATASET.CROP_SIZE, cfg.DATASET.SAMPLING):
-        raise DatasetConfigError(f'{path} takes {spec.frames} frames ({spec.sampling}) at {spec.crop_size} px; '
-                                 f'this config gives {frames} ({cfg.DATASET.SAMPLING}) at '
-                                 f'{cfg.DATASET.CROP_SIZE}: use the config it was exported with')
 
 
 def compare_exports(reports, path, logger):

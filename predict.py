@@ -31,16 +31,15 @@ import numpy as np
 import torch
 
 from config import ConfigError, build_parser, exp_dir, parse_config
-from datasets import DecodeError, VideoDataset, VideoRecord, build_loader, build_normalizer
+from datasets import DecodeError, VideoRecord, build_loader, build_normalizer, video_dataset
 from datasets.records import VIDEO_EXTENSIONS
-from datasets.transforms import ClipNormalizer, build_transform
 from datasets.clip_spec import ClipSpec
 from datasets.video_reader import count_video_frames, decode_frames
 from utils.acceleration import runnable_model
 from utils.cli import run_entry_point
 from utils.device import select_device, set_cpu_threads
 from utils.distributed import DistContext
-from utils.exported_model import TorchPredictor, load_exported
+from utils.exported_model import TorchPredictor, exported_input, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
 from utils.trained_model import class_names_for, default_checkpoint, load_model
@@ -93,12 +92,8 @@ class VideoFiles(torch.utils.data.Dataset):
 
     def __init__(self, paths, cfg):
         self.paths = paths
-        self.views = VideoDataset([VideoRecord(path, 1, 0) for path in paths], '/', 'test',
-                                  build_transform(cfg, 'test'), sampling=cfg.DATASET.SAMPLING,
-                                  num_segments=cfg.VAL.NUM_SEGMENTS, new_length=cfg.DATA.NEW_LENGTH,
-                                  clip_len=cfg.DATA.CLIP_LEN, frame_interval=cfg.DATA.FRAME_INTERVAL,
-                                  num_clips=cfg.VAL.NUM_CLIPS, seed=cfg.SEED,
-                                  min_side=cfg.DATASET.SCALE_SIZE, replace_bad=False)
+        self.views = video_dataset(cfg, [VideoRecord(path, 1, 0) for path in paths], 'test', root='/',
+                                   replace_bad=False)
         clips = 1 if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS
         self.shape = (clips * cfg.VAL.NUM_CROPS, 3, self.views.frames_per_clip(),
                       cfg.DATASET.CROP_SIZE, cfg.DATASET.CROP_SIZE)
@@ -191,12 +186,7 @@ def checkpoint_scorer(cfg, ctx, logger, checkpoint_path):
 def onnx_scorer(cfg, onnx_path):
     """The same from an exported model: ONNX Runtime, normalised as its meta.json says."""
     predictor, spec, names = load_exported(onnx_path)
-    frames = VideoFiles([], cfg).shape[2]
-    if (spec.frames, spec.crop_size) != (frames, cfg.DATASET.CROP_SIZE):
-        raise ConfigError(f'{onnx_path} takes {spec.frames} frames at {spec.crop_size} px, this config '
-                          f'gives {frames} at {cfg.DATASET.CROP_SIZE}: use the config it was exported with')
-    normalize = ClipNormalizer(spec.mean, spec.std, 'cpu', value_range=spec.value_range,
-                               channel_order=spec.channel_order)
+    normalize = exported_input(spec, cfg, onnx_path)
 
     def scores(clips):
         batch, views = clips.shape[:2]

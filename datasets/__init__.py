@@ -49,15 +49,21 @@ def build_dataset(cfg, split):
     """split 'train' (training metafile, augmentation), 'val' (validation metafile, one
     centre view) or 'test' (validation metafile, all VAL views)."""
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
-    records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM)
+    return video_dataset(cfg, parse_metafile(meta_path, cfg.DATASET.CLASS_NUM), split)
+
+
+def video_dataset(cfg, records, split, root=None, **options):
+    """A VideoDataset of `records` (paths under `root`, DATASET.VIDEO_SEQ_PATH by default) set
+    up from the config for `split`, as build_dataset and predict.py use it."""
     num_segments = cfg.VAL.NUM_SEGMENTS if split == 'test' else cfg.DATA.NUM_SEGMENTS
-    return VideoDataset(records, cfg.DATASET.VIDEO_SEQ_PATH, split, build_transform(cfg, split),
+    return VideoDataset(records, root or cfg.DATASET.VIDEO_SEQ_PATH, split, build_transform(cfg, split),
                         sampling=cfg.DATASET.SAMPLING, num_segments=num_segments,
                         new_length=cfg.DATA.NEW_LENGTH, clip_len=cfg.DATA.CLIP_LEN,
                         frame_interval=cfg.DATA.FRAME_INTERVAL, num_clips=cfg.VAL.NUM_CLIPS,
                         img_format=cfg.DATASET.IMG_FORMAT, seed=cfg.SEED,
                         min_side=cfg.DATASET.SCALE_SIZE, modality=cfg.MODALITY,
-                        flow_format=cfg.DATASET.FLOW_FORMAT, frame_start=cfg.DATASET.FRAME_START)
+                        flow_format=cfg.DATASET.FLOW_FORMAT, frame_start=cfg.DATASET.FRAME_START,
+                        **options)
 
 
 def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):
@@ -86,6 +92,6 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
                       persistent_workers=False, worker_init_fn=prepare_worker_process, **common)
 
 
-__all__ = ['check_data', 'build_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
+__all__ = ['check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
            'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
            'DatasetConfigError', 'SuperLoader', 'DataLoadingError']

@@ -7,7 +7,9 @@ import os.path as osp
 import numpy as np
 import torch
 
+from config import ConfigError
 from datasets.clip_spec import ClipSpec
+from datasets.transforms import ClipNormalizer
 
 
 class TorchPredictor:
@@ -62,6 +64,18 @@ class OnnxModule:
     def __call__(self, clips):
         inputs = {self.predictor.input_name: clips.detach().cpu().float().numpy()}
         return torch.from_numpy(self.predictor.session.run(None, inputs)[0])
+
+
+def exported_input(spec, cfg, path):
+    """The normaliser of an export's input (its meta.json's convention), after checking that
+    the config's test views have the one shape the export takes (ConfigError, exit 2)."""
+    ours = ClipSpec.from_config(cfg)
+    if (spec.frames, spec.crop_size, spec.sampling) != (ours.frames, ours.crop_size, ours.sampling):
+        raise ConfigError(f'{path} takes {spec.frames} frames ({spec.sampling}) at {spec.crop_size} px; '
+                          f'this config gives {ours.frames} ({ours.sampling}) at {ours.crop_size}: use '
+                          f'the config it was exported with')
+    return ClipNormalizer(spec.mean, spec.std, 'cpu', value_range=spec.value_range,
+                          channel_order=spec.channel_order)
 
 
 def exported_module(kind, path):
