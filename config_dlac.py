@@ -19,14 +19,13 @@ NO_MEANING = ('TIMESTAMP', 'WORKSPACE_PATH', 'KEEP_HISTORY', 'DEBUG_MODE', 'USE_
               'SNAPSHOT_CHECKPOINT', 'SNAPSHOT_SUMMARY', 'SNAPSHOT_CONFIG', 'PRETRAIN_MODEL_ZOO',
               'DATASET.LOAD_METHOD', 'DATASET.LOAD_METHOD_LIST', 'TRAIN.START_EPOCH', 'TRAIN.BEST_PREC',
               'TRAIN.CROP_NUM', 'TRAIN.IS_SHIFT', 'VAL.PRINT_FREQ', 'VAL.MODALITY', 'IMG.MEAN',
-              'IMG.STD', 'TRAIN.BASE_BATCH_SIZE', 'TRAIN.PRETRAIN_MODEL', 'TRAIN.RESUME',
-              'TRAIN.WARMUP_EPOCH', 'TRAIN.PERIOD_EPOCH', 'PRETRAIN_MODEL_DICT', 'RESUME_TYPE',
-              'DATASET.VAL_SAMPLE_METHOD')
+              'IMG.STD')
 IGNORED_PREFIXES = ('REDIS_', 'HUMANACTION_')
-# the keys above that are read through others (so they are not reported as ignored)
+# keys read together with others by translate() (the batch through TRAIN.BATCH_SIZE, the
+# schedule, the weights), or equal to another (the validation sampling): no pair of their own
 USED_INDIRECTLY = ('TRAIN.BASE_BATCH_SIZE', 'TRAIN.PRETRAIN_MODEL', 'TRAIN.RESUME',
-                   'TRAIN.WARMUP_EPOCH', 'TRAIN.PERIOD_EPOCH', 'PRETRAIN_MODEL_DICT',
-                   'RESUME_TYPE', 'DATASET.VAL_SAMPLE_METHOD')
+                   'TRAIN.WARMUP_EPOCH', 'TRAIN.PERIOD_EPOCH', 'PRETRAIN_TYPE',
+                   'PRETRAIN_MODEL_DICT', 'RESUME_TYPE', 'DATASET.VAL_SAMPLE_METHOD')
 
 # DLAC key -> our key, same meaning and values
 SAME_MEANING = {
@@ -118,9 +117,7 @@ def translate_pair(key, value, model_name='tsn'):
     if key == 'USE_APEX':
         return [('TRAIN.AMP', bool(value), 'apex mixed precision -> torch AMP')] + (
             [('TRAIN.AMP_DTYPE', 'float16', "apex's float16, with loss scaling")] if value else [])
-    if key == 'PRETRAIN_TYPE':
-        return []                   # read with PRETRAIN_MODEL_DICT in translate()
-    if key in NO_MEANING or key.startswith(IGNORED_PREFIXES):
+    if key in USED_INDIRECTLY or key in NO_MEANING or key.startswith(IGNORED_PREFIXES):
         return []
     return None
 
@@ -135,7 +132,7 @@ def translate(dlac):
         pairs = translate_pair(key, value, model_name)
         if pairs is None:
             raise DlacConfigError(f'unknown DLAC config key {key!r}')
-        if not pairs and key not in USED_INDIRECTLY and key != 'PRETRAIN_TYPE':
+        if not pairs and key not in USED_INDIRECTLY:
             ignored.append(key)
         for ours, new_value, why in pairs:
             overrides[ours] = new_value
