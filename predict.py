@@ -108,8 +108,8 @@ class VideoFiles(torch.utils.data.Dataset):
         path = self.paths[index]
         if not path.lower().endswith(VIDEO_EXTENSIONS):
             raise DecodeError(f'not a video file ({", ".join(VIDEO_EXTENSIONS)})')
-        self.views.records[index] = VideoRecord(path, count_video_frames(path), 0)
-        return self.views._load(index, self.views._rng(index))
+        return self.views.load_record(VideoRecord(path, count_video_frames(path), 0),
+                                      self.views._rng(index))
 
     def __getitem__(self, index):
         try:

@@ -18,7 +18,7 @@ from tensorboardX import SummaryWriter
 
 import evaluate
 from config import build_parser, exp_dir, log_dlac_translation, parse_config, save_config, to_plain
-from datasets import build_dataset, build_loader, build_normalizer, check_data
+from datasets import begin_epoch, build_dataset, build_loader, build_normalizer, check_data
 from models import build_model
 from utils.acceleration import (check_acceleration, grad_scaler, runnable_model, set_determinism,
                                 to_channels_last, with_autocast)
@@ -75,7 +75,7 @@ def validate_epoch(run, epoch, record):
         candidates.append(('ema', run['ema'].module, with_autocast(run['ema'].module, cfg, ctx.device)))
     for name, module, runnable in candidates:
         if cfg.BN.USE_PRECISE_STATS:
-            run['train_loader'].sampler.set_epoch(epoch)
+            begin_epoch(run['train_loader'], epoch)
             precise_bn(module, run['train_loader'], cfg, ctx, logger)
         metrics = validate(runnable, run['val_loader'], ctx.device, cfg, ctx)
         if metrics is None:
@@ -222,9 +222,8 @@ def train_model(cfg, ctx):
                 resumed = epoch == start['epoch']
                 first_step = start['step'] if resumed else 0
                 started = time.time()
-                run['train_set'].set_epoch(epoch)
-                run['train_loader'].sampler.set_epoch(epoch)
-                run['train_loader'].sampler.skip(first_step * cfg.TRAIN.BASE_BATCH_SIZE * cfg.TRAIN.ACCUM_STEPS)
+                begin_epoch(run['train_loader'], epoch,
+                            first_step * cfg.TRAIN.BASE_BATCH_SIZE * cfg.TRAIN.ACCUM_STEPS)
                 bad_samples.start_epoch(epoch)
                 run['health'].skipped = 0
                 try:

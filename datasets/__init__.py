@@ -8,7 +8,7 @@ import os.path as osp
 import torch
 
 from .decoding import DecodeError
-from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler
+from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, share_with_workers
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
 from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
                       read_class_names)
@@ -92,6 +92,19 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
                       persistent_workers=False, worker_init_fn=prepare_worker_process, **common)
 
 
-__all__ = ['check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
+def begin_epoch(loader, epoch, skip_samples=0):
+    """Before iterating `loader` for `epoch`: the dataset's and sampler's epoch (the seeds of
+    order and augmentation), leaving out this process's first `skip_samples` (a resumed
+    epoch), and the parent's objects frozen for the workers about to fork."""
+    loader.dataset.set_epoch(epoch)
+    order = loader.sampler if hasattr(loader.sampler, 'skip') else loader.dataset
+    if order is not loader.dataset:
+        order.set_epoch(epoch)
+    order.skip(skip_samples)
+    if loader.num_workers:
+        share_with_workers()
+
+
+__all__ = ['begin_epoch', 'check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
            'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
            'DatasetConfigError', 'SuperLoader', 'DataLoadingError']

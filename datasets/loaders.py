@@ -1,11 +1,21 @@
 """Loaders: DataLoaderX (torch DataLoader with a background prefetch thread), SuperLoader
 (super_loader.py) and the epoch-seeded shuffling sampler they share, one shard per process
 under DDP."""
+import gc
+
 import torch
 from prefetch_generator import BackgroundGenerator
 from torch.utils.data import DataLoader, Sampler
 
 from .super_loader import SuperLoader
+
+
+def share_with_workers():
+    """Call before loader workers fork: collect garbage, then move every live object to the
+    collector's permanent generation, so a worker's gc.collect() does not write into (and
+    un-share) the pages of the parent's objects (model, records, imported modules)."""
+    gc.collect()
+    gc.freeze()
 
 
 class DataLoaderX(DataLoader):

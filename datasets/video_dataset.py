@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .decoding import DecodeError, load_flow_folder, load_frames
+from .records import RecordTable
 from .sampling import dense_indices, segment_indices
 
 
@@ -34,7 +35,7 @@ class VideoDataset(Dataset):
             raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
         if sampling not in ('segment', 'dense'):
             raise ValueError(f"DATASET.SAMPLING must be 'segment' or 'dense', got {sampling!r}")
-        self.records = list(records)
+        self.records = RecordTable.from_records(records)    # compact: forked workers share it
         self.root = root
         self.mode = mode
         self.transform = transform
@@ -63,12 +64,12 @@ class VideoDataset(Dataset):
 
     def describe(self, index):
         """Where sample `index` comes from, for error messages."""
-        record = self.records[index]
-        return f'{record.path} ({record.where})' if record.where else record.path
+        path, where = self.records.path(index), self.records.where(index)
+        return f'{path} ({where})' if where else path
 
     @property
     def labels(self):
-        return np.array([record.label for record in self.records], dtype=np.int64)
+        return self.records.labels.astype(np.int64)
 
     def frames_per_clip(self):
         if self.sampling == 'segment':
@@ -83,7 +84,10 @@ class VideoDataset(Dataset):
                              train, rng)
 
     def _load(self, index, rng):
-        record = self.records[index]
+        return self.load_record(self.records[index], rng)
+
+    def load_record(self, record, rng):
+        """The clip (or test views) of one VideoRecord, sampled and transformed with `rng`."""
         indices = self.sample_indices(record.num_frames, rng)
         if self.modality == 'Flow':
             frames = load_flow_folder(osp.join(self.root, record.path), indices, self.flow_format,
@@ -106,7 +110,7 @@ class VideoDataset(Dataset):
         sample's); validation and testing return the bad sample's index and label with some
         other sample's clip, for the caller to leave out of the metrics."""
         try:
-            return self._load(index, self._rng(index)), self.records[index].label, index, -1
+            return self._load(index, self._rng(index)), int(self.records.labels[index]), index, -1
         except DecodeError as err:
             if not self.replace_bad:
                 raise
@@ -122,7 +126,7 @@ class VideoDataset(Dataset):
             except DecodeError:
                 continue
             used = other if self.mode == 'train' else index
-            return clip, self.records[used].label, used, index
+            return clip, int(self.records.labels[used]), used, index
         raise DecodeError(f'{self.describe(index)}: {failure}; and {MAX_REPLACEMENTS} samples '
                           f'drawn in its place could not be read either')
 

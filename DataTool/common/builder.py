@@ -46,7 +46,7 @@ class AnnotationError(ValueError):
     """An official annotation file that cannot be read; the message names the file and line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)     # slots: 650 k of them for Kinetics-700
 class Sample:
     name: str                     # output name: frames/<name>/ and clips/<name>.mp4
     label: int
@@ -60,7 +60,7 @@ class Sample:
         return self.start is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     name: str
     path: str = ''                # metafile path (relative to the dataset's VIDEO_SEQ_PATH)
@@ -132,7 +132,12 @@ def prepare_sample(sample, mode, out, short_side, video_root, flow=False, frame_
 
 
 def _prepare_job(job):
-    return prepare_sample(*job)
+    """(Outcome, the count-cache line to append or None): the cache line is made here, where
+    the sample is at hand, so the parent keeps no name -> sample table."""
+    sample, mode = job[0], job[1]
+    outcome = prepare_sample(*job)
+    cacheable = mode == 'video' and not outcome.skip_reason and not sample.is_segment
+    return outcome, (f'{_file_key(sample.video)}\t{outcome.num_frames}\n' if cacheable else None)
 
 
 def _init_worker():
@@ -160,35 +165,38 @@ def _read_count_cache(out):
 
 # ---------------------------------------------------------------- the whole dataset
 def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False, frame_start=1):
-    """Outcome per sample name, in parallel; finished work is reused."""
+    """Outcome per sample name, in parallel; finished work is reused. Jobs are made one at a
+    time as the workers take them, so no second per-video list is held."""
     cache = _read_count_cache(out) if mode == 'video' else {}
-    outcomes, jobs = {}, []
-    for sample in samples:
+    outcomes, pending = {}, []           # pending: positions in `samples` still to prepare
+    for position, sample in enumerate(samples):
         unsegmented_video = (mode == 'video' and not sample.is_segment and sample.video
                              and osp.isfile(sample.video))
-        if unsegmented_video and _file_key(sample.video) in cache:
-            outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root),
-                                            cache[_file_key(sample.video)])
+        cached = cache.get(_file_key(sample.video)) if unsegmented_video and cache else None
+        if cached is None:
+            pending.append(position)
         else:
-            jobs.append((sample, mode, out, short_side, video_root, flow, frame_start))
-    by_name = {sample.name: sample for sample in samples}
-    with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
-        def record(outcome):
-            outcomes[outcome.name] = outcome
-            sample = by_name[outcome.name]
-            if mode == 'video' and not outcome.skip_reason and not sample.is_segment:
-                cache_file.write(f'{_file_key(sample.video)}\t{outcome.num_frames}\n')
-                cache_file.flush()
+            outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root), cached)
+    del cache
+    jobs = ((samples[i], mode, out, short_side, video_root, flow, frame_start) for i in pending)
 
-        if workers <= 1 or len(jobs) <= 1:
-            for job in progress(jobs, desc=desc):
+    with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
+        def record(result):
+            outcome, cache_line = result
+            outcomes[outcome.name] = outcome
+            if cache_line:
+                cache_file.write(cache_line)
+                cache_file.flush()          # a crash loses no count already made
+
+        if workers <= 1 or len(pending) <= 1:
+            for job in progress(jobs, desc=desc, total=len(pending)):
                 record(_prepare_job(job))
         else:
             context = multiprocessing.get_context('spawn')
             with context.Pool(workers, initializer=_init_worker) as pool:
-                for outcome in progress(pool.imap_unordered(_prepare_job, jobs, chunksize=4),
-                                        desc=desc, total=len(jobs)):
-                    record(outcome)
+                for result in progress(pool.imap_unordered(_prepare_job, jobs, chunksize=16),
+                                       desc=desc, total=len(pending)):
+                    record(result)
     return outcomes
 
 
@@ -263,13 +271,14 @@ def build(name, out, splits, class_names, mode='frames', workers=1, short_side=2
     for split, subsets in sorted(splits.items()):
         counts[split] = {}
         for subset in SUBSETS:
-            rows = [(outcomes[s.name].path, outcomes[s.name].num_frames, s.label)
-                    for s in subsets[subset] if not outcomes[s.name].skip_reason]
+            rows = sum(1 for s in subsets[subset] if not outcomes[s.name].skip_reason)
             if not rows:
                 raise AnnotationError(f'{name} split {split}: no usable {subset} sample '
                                       f'({len(subsets[subset])} listed); see {out}/skipped.txt')
-            write_metafile(osp.join(meta, f'{subset}_split{split}.txt'), rows)
-            counts[split][subset] = len(rows)
+            write_metafile(osp.join(meta, f'{subset}_split{split}.txt'),
+                           ((outcomes[s.name].path, outcomes[s.name].num_frames, s.label)
+                            for s in subsets[subset] if not outcomes[s.name].skip_reason))
+            counts[split][subset] = rows
             if flow:
                 write_metafile(osp.join(meta, f'{subset}_split{split}_flow.txt'),
                                [(outcomes[s.name].path, outcomes[s.name].flow_frames, s.label)
