@@ -45,7 +45,15 @@ __C.DATASET.ROOT_PATH = osp.join(PROJECT_ROOT, 'data')
 __C.DATASET.VIDEO_SEQ_PATH = ''     # '' = ROOT_PATH/<NAME>/VideoSeq
 __C.DATASET.TRAIN_META_PATH = ''    # '' = ROOT_PATH/<NAME>/MetafileSeq/train_split1[_video|_flow].txt
 __C.DATASET.VAL_META_PATH = ''      # '' = ROOT_PATH/<NAME>/MetafileSeq/val_split1[_video|_flow].txt
-__C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'
+__C.DATASET.INPUT_TYPE = 'frames'   # which default metafiles: 'frames' or 'video'; 'shards':
+                                    # train from packed shards (DATASET.SHARDS)
+__C.DATASET.SHARDS = ''             # shards: the index.json DataTool.pack wrote (path or URL), or
+                                    # a pattern of shard URLs: /data/k400/train-{000000..000999}.tar,
+                                    # 'pipe:curl -s http://host/train-{000000..000999}.tar'
+__C.DATASET.VAL_SHARDS = ''         # the same for validation ('' = VAL_META_PATH as usual)
+__C.DATASET.SHARD_INDEX = ''        # the index.json of a pattern not beside it (pipe: URLs)
+__C.DATASET.SHUFFLE_BUFFER = 100    # shards: samples shuffled in a buffer per loader worker
+                                    # (frames mode keeps only the sampled frames of each)
 __C.DATASET.CLASS_NUM = 8
 __C.DATASET.IMG_FORMAT = 'img_{:05d}.jpg'
 __C.DATASET.FRAME_START = 1         # number of the first frame file of a folder: 1 (img_00001.jpg)
@@ -405,10 +413,13 @@ def resolve_paths(cfg=__C):
     """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH, and check
     the settings that only make sense together."""
     dataset_dir = osp.join(cfg.DATASET.ROOT_PATH, cfg.DATASET.NAME)
-    suffix = {'frames': '', 'video': '_video'}.get(cfg.DATASET.INPUT_TYPE)
+    suffix = {'frames': '', 'video': '_video', 'shards': ''}.get(cfg.DATASET.INPUT_TYPE)
     if suffix is None:
-        raise ConfigError(f"DATASET.INPUT_TYPE must be 'frames' or 'video', "
+        raise ConfigError(f"DATASET.INPUT_TYPE must be 'frames', 'video' or 'shards', "
                           f"got {cfg.DATASET.INPUT_TYPE!r}")
+    if cfg.DATASET.INPUT_TYPE == 'shards' and not cfg.DATASET.SHARDS:
+        raise ConfigError("DATASET.INPUT_TYPE 'shards' needs DATASET.SHARDS: the index.json "
+                          "written by python -m DataTool.pack, or a pattern of shard URLs")
     if cfg.MODALITY not in MODALITY_NEW_LENGTH:
         raise ConfigError(f'MODALITY must be one of {list(MODALITY_NEW_LENGTH)}, got {cfg.MODALITY!r}')
     if cfg.MODALITY == 'Flow':

@@ -6,10 +6,12 @@ import os
 import os.path as osp
 
 import torch
+from torch.utils.data import DataLoader
 
 from .decoding import DecodeError
 from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, share_with_workers
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
+from .shards import ShardDataset, ShardError, shard_list
 from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
                       read_class_names)
 from .transforms import ClipNormalizer, build_normalizer, build_transform
@@ -25,14 +27,29 @@ def check_data(cfg, splits=('train', 'val')):
     the video folder, and every line of the metafiles (format, frame counts, labels against
     DATASET.CLASS_NUM, duplicates). Raises one MetafileError naming file:line for each."""
     problems = []
-    root = cfg.DATASET.VIDEO_SEQ_PATH
-    if not osp.isdir(root):
-        problems.append(f'DATASET.VIDEO_SEQ_PATH {root} is not a folder' + _dataset_hint(cfg))
     paths = {'train': cfg.DATASET.TRAIN_META_PATH, 'val': cfg.DATASET.VAL_META_PATH}
+    from_metafiles = [split for split in splits if not shard_spec(cfg, split)]
+    root = cfg.DATASET.VIDEO_SEQ_PATH
+    if from_metafiles and not osp.isdir(root):
+        problems.append(f'DATASET.VIDEO_SEQ_PATH {root} is not a folder' + _dataset_hint(cfg))
     for split in splits:
-        problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM)[1]
+        if split in from_metafiles:
+            problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM)[1]
+            continue
+        try:
+            shard_list(shard_spec(cfg, split), cfg.DATASET.SHARD_INDEX)
+        except ShardError as err:
+            problems.append(str(err))
     if problems:
         raise MetafileError(problem_report(problems, 'the dataset settings and metafiles'))
+
+
+def shard_spec(cfg, split):
+    """The shards `split` reads ('' = its metafile): DATASET.SHARDS for training and
+    DATASET.VAL_SHARDS for validation, with DATASET.INPUT_TYPE 'shards'."""
+    if cfg.DATASET.INPUT_TYPE != 'shards':
+        return ''
+    return cfg.DATASET.SHARDS if split == 'train' else cfg.DATASET.VAL_SHARDS
 
 
 def _dataset_hint(cfg):
@@ -48,6 +65,10 @@ def _dataset_hint(cfg):
 def build_dataset(cfg, split):
     """split 'train' (training metafile, augmentation), 'val' (validation metafile, one
     centre view) or 'test' (validation metafile, all VAL views)."""
+    spec = shard_spec(cfg, split) if split != 'test' else ''
+    if spec:
+        return ShardDataset(spec, video_dataset(cfg, [], split), shuffle_buffer=cfg.DATASET.SHUFFLE_BUFFER,
+                            index_url=cfg.DATASET.SHARD_INDEX)
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
     return video_dataset(cfg, parse_metafile(meta_path, cfg.DATASET.CLASS_NUM), split)
 
@@ -82,6 +103,8 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
         sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train,
                                       num_replicas=num_replicas, rank=rank, pad=train)
     workers = cfg.DATASET.NUM_WORKERS
+    if isinstance(dataset, ShardDataset):
+        return _shard_loader(cfg, dataset, batch_size, loader_cls, num_replicas, rank)
     drop_last = train and len(sampler) >= batch_size
     common = dict(batch_size=batch_size, sampler=sampler, num_workers=workers,
                   pin_memory=torch.cuda.is_available(), drop_last=drop_last,
@@ -105,6 +128,20 @@ def begin_epoch(loader, epoch, skip_samples=0):
         share_with_workers()
 
 
+def _shard_loader(cfg, dataset, batch_size, loader_cls, num_replicas, rank):
+    """A torch DataLoader (DataLoaderX unless DATASET.LOADER is plain DataLoader) over packed
+    shards: the dataset splits the shards over processes and workers itself."""
+    workers = cfg.DATASET.NUM_WORKERS
+    dataset.num_replicas, dataset.rank = num_replicas, rank
+    dataset.batch_size, dataset.workers = batch_size, max(workers, 1)
+    loader_cls = DataLoader if loader_cls is DataLoader else DataLoaderX
+    return loader_cls(dataset, batch_size=batch_size, num_workers=workers,
+                      pin_memory=torch.cuda.is_available(), drop_last=dataset.train,
+                      timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
+                      prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None,
+                      worker_init_fn=prepare_worker_process)
+
+
 __all__ = ['begin_epoch', 'check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',
            'VideoRecord', 'parse_metafile', 'read_class_names', 'MetafileError', 'DecodeError',
-           'DatasetConfigError', 'SuperLoader', 'DataLoadingError']
+           'DatasetConfigError', 'SuperLoader', 'DataLoadingError', 'ShardDataset', 'ShardError']

@@ -31,35 +31,47 @@ def read_image(path, min_side=0, out=None):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise DecodeError(f'cannot read image: {path}')
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        if out is not None:
-            if image.shape != out.shape:
-                raise DecodeError(f'{path}: size {image.shape[1]}x{image.shape[0]} differs from '
-                                  f'the earlier frames ({out.shape[1]}x{out.shape[0]})')
-            out[...] = image
-        return image
-    data = _read_bytes(path)
+        return _fill(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), out, path)
+    return decode_image_bytes(_read_bytes(path), path, min_side, out)
+
+
+def decode_image_bytes(data, name, min_side=0, out=None):
+    """read_image for an image already in memory (a packed shard's member); `name` (its file
+    or member name) says JPEG or not and goes into error messages."""
+    if not name.lower().endswith(JPEG_SUFFIXES):
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DecodeError(f'cannot read image: {name}')
+        return _fill(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), out, name)
     try:
         image = simplejpeg.decode_jpeg(data, colorspace='RGB', min_height=min_side,
                                        min_width=min_side, buffer=out)
     except ValueError as err:
         if out is not None and 'buffer' in str(err):
             err = f'larger than the earlier frames ({out.shape[1]}x{out.shape[0]})'
-        raise DecodeError(f'cannot decode JPEG {path}: {err}') from None
+        raise DecodeError(f'cannot decode JPEG {name}: {err}') from None
     if out is not None and image.shape != out.shape:
-        raise DecodeError(f'{path}: size {image.shape[1]}x{image.shape[0]} differs from '
+        raise DecodeError(f'{name}: size {image.shape[1]}x{image.shape[0]} differs from '
                           f'the earlier frames ({out.shape[1]}x{out.shape[0]})')
     return image
 
 
-def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
-    """Frames `indices` (0-based) of a folder holding img_00001.jpg ... (names counted from
-    `frame_start`: 1, or 0 in DLAC's folders), decoded straight into the clip array. A frame
-    asked for twice is decoded once."""
+def _fill(image, out, name):
+    if out is not None:
+        if image.shape != out.shape:
+            raise DecodeError(f'{name}: size {image.shape[1]}x{image.shape[0]} differs from '
+                              f'the earlier frames ({out.shape[1]}x{out.shape[0]})')
+        out[...] = image
+    return image
+
+
+def gather_frames(indices, read, what):
+    """Frames `indices` (0-based) as one uint8 array [T, H, W, 3]; read(index, out) decodes
+    frame `index` (into `out` when given). A frame asked for twice is decoded once."""
     indices = [int(i) for i in indices]
     if not indices:
-        raise DecodeError(f'{folder}: no frame indices requested')
-    first = read_image(osp.join(folder, img_format.format(indices[0] + frame_start)), min_side)
+        raise DecodeError(f'{what}: no frame indices requested')
+    first = read(indices[0], None)
     frames = np.empty((len(indices),) + first.shape, dtype=np.uint8)
     frames[0] = first
     done = {indices[0]: 0}
@@ -67,10 +79,16 @@ def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0, 
         if index in done:
             frames[position] = frames[done[index]]
             continue
-        read_image(osp.join(folder, img_format.format(index + frame_start)), min_side,
-                   out=frames[position])
+        read(index, frames[position])
         done[index] = position
     return frames
+
+
+def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
+    """Frames `indices` (0-based) of a folder holding img_00001.jpg ... (names counted from
+    `frame_start`: 1, or 0 in DLAC's folders), decoded straight into the clip array."""
+    return gather_frames(indices, lambda index, out: read_image(
+        osp.join(folder, img_format.format(index + frame_start)), min_side, out=out), folder)
 
 
 def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side=0, frame_start=1):
@@ -105,5 +123,5 @@ def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0, 
     return load_frame_folder(path, indices, img_format, min_side, frame_start)
 
 
-__all__ = ['DecodeError', 'read_image', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
+__all__ = ['DecodeError', 'read_image', 'decode_image_bytes', 'gather_frames', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
            'count_video_frames']

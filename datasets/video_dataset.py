@@ -95,6 +95,10 @@ class VideoDataset(Dataset):
         else:
             frames = load_frames(self.root, record, indices, self.img_format, self.min_side,
                                  self.frame_start)
+        return self.make_clip(frames, rng)
+
+    def make_clip(self, frames, rng):
+        """Decoded frames (sample_indices' order) -> the transformed clip, or the test views."""
         if self.mode != 'test':
             return self.transform(frames, rng)
         views = []

@@ -9,6 +9,7 @@ so a seek can never hand back a wrong frame; a file without usable timestamps is
 sequentially. The keyframe index is cached per process for recently read files.
 """
 import bisect
+import io
 import os
 from collections import OrderedDict
 from fractions import Fraction
@@ -147,6 +148,23 @@ def load_video(path, indices, min_side=0):
     missing = [i for i in wanted if i not in found]
     if missing:
         raise DecodeError(f'{path}: has fewer frames than the metafile says '
+                          f'(frame {missing[0] + 1} requested, {len(found)} found)')
+    return np.stack([found[int(i)] for i in indices])
+
+
+def load_video_bytes(data, indices, name, min_side=0):
+    """load_video for a video already in memory (a packed shard's member), decoded in order."""
+    wanted = sorted(set(int(i) for i in indices))
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = 'AUTO'
+            found = _decode_sequential(container, stream, wanted, min_side)
+    except (av.error.FFmpegError, IndexError) as err:
+        raise DecodeError(f'cannot decode video {name}: {err}') from err
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise DecodeError(f'{name}: has fewer frames than packed with it '
                           f'(frame {missing[0] + 1} requested, {len(found)} found)')
     return np.stack([found[int(i)] for i in indices])
 
