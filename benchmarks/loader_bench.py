@@ -14,11 +14,16 @@ augmentation (multi-scale crop to 224, flip), from frames and from videos. For e
           normalisation, torch DataLoader with 1 worker;
   ours    VideoDataset through DataLoader, DataLoaderX and SuperLoader with 1 and 2 workers,
           and in the calling process (0 workers).
+  shards  (frames only) the same frame folders packed by DataTool.pack into one tar, read by
+          ShardDataset through DataLoaderX with 1 and 2 workers: each sample's tar members are
+          streamed in order and only its sampled frames decoded; the ratio to the frame
+          folders (DataLoaderX, 1 worker) is printed below each case.
 Clips per second are medians over --repeats rounds (each round runs every method once, so
 a shared machine's drifting speed hits all alike), each timed after its first batch (worker
 start-up left out). On a machine with a GPU, two more rows per case: SuperLoader with 1 and 2 workers, each batch
 then copied to the GPU and normalised there (ClipNormalizer), as the training loop does.
-Ends with one line for TSN frames with one worker:
+Ends with two lines for TSN frames with one worker:
+  shards: clips_per_s=... frames_clips_per_s=... shards_vs_frames=... limit_ratio=...
   loader: ours_clips_per_s=... limit_clips_per_s=... limit_ratio=... naive_speedup=...
 """
 import argparse
@@ -39,8 +44,10 @@ from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from datasets import (DataLoaderX, EpochShuffleSampler, SuperLoader,  # noqa: E402
-                      VideoDataset, VideoRecord)
+from datasets import (DataLoaderX, EpochShuffleSampler, ShardDataset,  # noqa: E402
+                      SuperLoader, VideoDataset, VideoRecord)
+from datasets.loaders import ShardLoader  # noqa: E402
+from DataTool import pack as pack_tool  # noqa: E402
 from datasets.transforms import (ClipNormalizer, Compose, GroupMultiScaleCrop,  # noqa: E402
                                  GroupResize, ToClipTensor)
 from datasets.video_reader import load_video  # noqa: E402
@@ -118,6 +125,26 @@ def our_dataset(root, kind, case, size):
     recs = records(kind) * (size // NUM_VIDEOS + 1)
     return VideoDataset(recs[:size], root, 'train', transform, seed=0, min_side=SHORT_SIDE,
                         **CASES[case])
+
+
+def shard_dataset(root, case, clips):
+    """The frame folders packed into one shard (made once), listed clips/NUM_VIDEOS times
+    over: the shard is streamed whole once per NUM_VIDEOS clips, as a real epoch reads it."""
+    out = osp.join(root, 'shards')
+    if not osp.isfile(osp.join(out, 'index.json')):
+        meta = osp.join(root, 'frames.txt')
+        with open(meta, 'w', encoding='utf-8') as handle:
+            handle.writelines(f'{r.path} {r.num_frames} {r.label}\n' for r in records('frames'))
+        pack_tool.main(['--meta', meta, '--root', root, '--out', out, '--prefix', 'frames'])
+    repeats = max(clips // NUM_VIDEOS, 2)
+    spec = osp.join(out, 'frames-{' + ','.join(['000000'] * repeats) + '}.tar')
+    return ShardDataset(spec, our_dataset(root, 'frames', case, 0), shuffle_buffer=BATCH)
+
+
+def shard_loader(dataset, workers):
+    dataset.batch_size, dataset.workers = BATCH, max(workers, 1)
+    return ShardLoader(dataset, batch_size=BATCH, num_workers=workers,
+                       prefetch_factor=2 if workers else None)
 
 
 # ------------------------------------------------------------------ limit
@@ -285,6 +312,11 @@ def bench_case(root, kind, case, args):
         for workers in ((0, 1, 2) if name == 'SuperLoader' else (1, 2)):
             methods[(name, workers)] = (lambda name=name, workers=workers: loader_rate(
                 lambda: make_loader(name, dataset, workers), clips))
+    if kind == 'frames':
+        shards = shard_dataset(root, case, clips)
+        for workers in (1, 2):
+            methods[('shards', workers)] = (lambda workers=workers: loader_rate(
+                lambda: shard_loader(shards, workers), clips))
     methods[('normalize', 0)] = lambda: normalize_rate(dataset)
     if torch.cuda.is_available():
         for workers in (1, 2):
@@ -300,6 +332,8 @@ def bench_case(root, kind, case, args):
             rows.append((label, 1, rate))
         elif method == 'naive':
             rows.append(('naive TSN-style (PIL), DataLoader', 1, rate))
+        elif method == 'shards':
+            rows.append(('ours: packed shards (one tar streamed), DataLoaderX', detail, rate))
         elif method == 'normalize':
             rows.append(('ClipNormalizer on CPU (training loop)', 0, rate))
         elif method == 'SuperLoader -> GPU':
@@ -338,12 +372,19 @@ def main(argv=None):
         for method, workers, rate in rows:
             print(f'| {label} | {method} | {workers} | {rate:.1f} | {rate / limit:.2f} | '
                   f'{rate / naive:.2f} |', flush=True)
+        if kind == 'frames':
+            shards, folders = results[('shards', 1)], results[('DataLoaderX', 1)]
+            print(f'| {label} | packed shards / frame folders, DataLoaderX, 1 worker | 1 | '
+                  f'{shards / folders:.2f} | | |')
         if (kind, case) == ('frames', 'tsn'):
             ours = results[('SuperLoader', 1)]
+            shard_line = (f"shards: clips_per_s={shards:.1f} frames_clips_per_s={folders:.1f} "
+                          f"shards_vs_frames={shards / folders:.2f} limit_ratio={shards / limit:.2f}")
             headline = (f'loader: ours_clips_per_s={ours:.1f} limit_clips_per_s={limit:.1f} '
                         f'limit_ratio={ours / limit:.2f} naive_speedup={ours / naive:.2f}')
     if headline:
         print()
+        print(shard_line)
         print(headline)
 
 

@@ -27,7 +27,6 @@ import json
 import multiprocessing
 import os
 import os.path as osp
-import resource
 import subprocess
 import sys
 import tempfile
@@ -123,8 +122,18 @@ def run_child(args):
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
+DATATOOL_RUN = """
+import resource, sys
+from DataTool.Custom.custom import main
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+main(['--root', sys.argv[1], '--out', sys.argv[2], '--mode', 'video', '--workers', '1'])
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
 def datatool_figure(count, work):
-    """Seconds and peak RSS of the Custom DataTool indexing `count` videos (counts cached)."""
+    """Seconds, peak RSS and its growth over the imports (MiB) of the Custom DataTool
+    indexing `count` videos, their frame counts cached."""
     from DataTool.common.builder import COUNT_CACHE, _file_key
     root, out = osp.join(work, 'videos'), osp.join(work, 'datatool_out')
     os.makedirs(out, exist_ok=True)
@@ -137,17 +146,17 @@ def datatool_figure(count, work):
                 handle.write(b'\0')
             cache.write(f'{_file_key(video)}\t{100 + i % 200}\n')
     started = time.perf_counter()
-    subprocess.run([sys.executable, '-m', 'DataTool.Custom.custom', '--root', root, '--out', out,
-                    '--mode', 'video', '--workers', '1'], check=True, capture_output=True,
-                   cwd=osp.dirname(osp.dirname(osp.abspath(__file__))))
+    report = subprocess.run([sys.executable, '-c', DATATOOL_RUN, root, out], check=True,
+                            capture_output=True, text=True,
+                            cwd=osp.dirname(osp.dirname(osp.abspath(__file__))))
     seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    imported_kib, peak_kib = map(int, report.stdout.strip().splitlines()[-1].split())
     with open(osp.join(out, 'meta', 'train_split1.txt')) as train, \
             open(osp.join(out, 'meta', 'val_split1.txt')) as val:
         written = sum(1 for _ in train) + sum(1 for _ in val)
     if written != count:
         raise RuntimeError(f'the DataTool wrote {written} metafile lines for {count} videos')
-    return seconds, peak_mib
+    return seconds, peak_kib / 1024, (peak_kib - imported_kib) / 1024
 
 
 def main(argv=None):
@@ -182,9 +191,11 @@ def main(argv=None):
               f"{old['records_mib'] / max(ours['records_mib'], 1e-9):.1f}x, worker growth "
               f"{np.mean(old['worker_growth_mib']) / max(np.mean(ours['worker_growth_mib']), 1e-3):.0f}x")
         if args.datatool_videos:
-            seconds, peak = datatool_figure(args.datatool_videos, work)
+            seconds, peak, growth = datatool_figure(args.datatool_videos, work)
             print(f'DataTool (Custom, video mode, counts cached): {args.datatool_videos} videos '
-                  f'indexed and metafiles written in {seconds:.1f} s, peak RSS {peak:.0f} MiB')
+                  f'indexed and metafiles written in {seconds:.1f} s, peak RSS {peak:.0f} MiB '
+                  f'({growth:.0f} MiB over the imports, {growth * MIB / args.datatool_videos:.0f} '
+                  f'bytes per video)')
     print(f"scale: lines={args.lines} parse_s={ours['parse_s']:.2f} "
           f"records_mib={ours['records_mib']:.1f} worker_pss_growth={ours['worker_pss_growth']:.3f} "
           f"baseline_parse_s={old['parse_s']:.2f} baseline_records_mib={old['records_mib']:.1f} "

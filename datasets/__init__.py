@@ -6,10 +6,9 @@ import os
 import os.path as osp
 
 import torch
-from torch.utils.data import DataLoader
 
 from .decoding import DecodeError
-from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, share_with_workers
+from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, ShardLoader, share_with_workers
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
 from .shards import ShardDataset, ShardError, shard_list
 from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
@@ -104,7 +103,7 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
                                       num_replicas=num_replicas, rank=rank, pad=train)
     workers = cfg.DATASET.NUM_WORKERS
     if isinstance(dataset, ShardDataset):
-        return _shard_loader(cfg, dataset, batch_size, loader_cls, num_replicas, rank)
+        return _shard_loader(cfg, dataset, batch_size, num_replicas, rank)
     drop_last = train and len(sampler) >= batch_size
     common = dict(batch_size=batch_size, sampler=sampler, num_workers=workers,
                   pin_memory=torch.cuda.is_available(), drop_last=drop_last,
@@ -128,18 +127,17 @@ def begin_epoch(loader, epoch, skip_samples=0):
         share_with_workers()
 
 
-def _shard_loader(cfg, dataset, batch_size, loader_cls, num_replicas, rank):
-    """A torch DataLoader (DataLoaderX unless DATASET.LOADER is plain DataLoader) over packed
-    shards: the dataset splits the shards over processes and workers itself."""
+def _shard_loader(cfg, dataset, batch_size, num_replicas, rank):
+    """A ShardLoader (DataLoaderX) over packed shards, whatever DATASET.LOADER says: the
+    dataset splits the shards over processes and workers itself."""
     workers = cfg.DATASET.NUM_WORKERS
     dataset.num_replicas, dataset.rank = num_replicas, rank
     dataset.batch_size, dataset.workers = batch_size, max(workers, 1)
-    loader_cls = DataLoader if loader_cls is DataLoader else DataLoaderX
-    return loader_cls(dataset, batch_size=batch_size, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=dataset.train,
-                      timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
-                      prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None,
-                      worker_init_fn=prepare_worker_process)
+    return ShardLoader(dataset, batch_size=batch_size, num_workers=workers,
+                       pin_memory=torch.cuda.is_available(),
+                       timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
+                       prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None,
+                       worker_init_fn=prepare_worker_process)
 
 
 __all__ = ['begin_epoch', 'check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',

@@ -30,6 +30,14 @@ class DataLoaderX(DataLoader):
         return BackgroundGenerator(super().__iter__(), max_prefetch=self.max_prefetch)
 
 
+class ShardLoader(DataLoaderX):
+    """DataLoaderX over a ShardDataset: its length is the dataset's batch count (each worker
+    batches its own share, so the last batch of each may be short)."""
+
+    def __len__(self):
+        return self.dataset.num_batches()
+
+
 class EpochShuffleSampler(Sampler):
     """A permutation that depends only on (seed, epoch): a resumed run sees the same order.
 
