@@ -163,8 +163,19 @@ def corrupt_first_jpeg(path):
                 handle.write(b'\0' * (member.size - 40))
 
 
+@pytest.fixture
+def dlac_log(caplog):
+    """caplog for DLAC's loggers, which do not propagate to the root once a run set them up."""
+    import logging
+    logger = logging.getLogger('dlac')
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
 @pytest.mark.parametrize('damage, lost', [(truncate, None), (corrupt_first_jpeg, {6})])
-def test_damaged_shards_are_survived_and_counted(tiny_root, tmp_path, packed, caplog, damage, lost):
+def test_damaged_shards_are_survived_and_counted(tiny_root, tmp_path, packed, dlac_log, damage, lost):
+    caplog = dlac_log
     index = damaged_copy(packed, tmp_path, damage)
     cfg = shard_config(tiny_root, tmp_path, index, index)
     for split in ('val', 'train'):

@@ -1,0 +1,20 @@
+"""The benchmarks run and end with the line their documentation promises (the figures
+themselves are for BENCHMARKS.md, not for assertions)."""
+import re
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
+    result = subprocess.run([sys.executable, '-m', 'benchmarks.scale_bench', '--lines', '3000',
+                             '--workers', '2', '--datatool-videos', '1400'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r'scale: lines=3000 parse_s=\S+ records_mib=\S+ worker_pss_growth=\S+ '
+                        r'baseline_parse_s=\S+ baseline_records_mib=\S+ '
+                        r'baseline_worker_pss_growth=\S+', lines[-1])
+    assert any(line.startswith('| RecordTable') for line in lines)
+    assert any('1400 videos indexed and metafiles written' in line for line in lines)
