@@ -121,6 +121,11 @@ __C.MODEL.STEM_TEMPORAL_STRIDE = [1, 1]      # I3D: temporal stride of the stem 
 __C.MODEL.INFLATE_BASIC_CONV2 = False        # I3D ResNet-18/34: inflated blocks' second conv
                                     # 3x3x3 too (mmaction2's BasicBlock3d), not 1x3x3
 __C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
+__C.MODEL.DROP_PATH = 0.1           # VideoMAE: stochastic depth, rising linearly to this in the
+                                    # last block (its fine-tuning recipes: 0.1 ViT-S/B)
+__C.MODEL.LAYER_NORM_EPS = 1e-6     # VideoMAE blocks' LayerNorm eps: 1e-6 (its repository), the
+                                    # config's (1e-12) in Hugging Face files; set from the weights
+__C.MODEL.FC_NORM_EPS = 1e-6        # VideoMAE head LayerNorm eps: 1e-6, 1e-5 in Hugging Face's model
 __C.MODEL.SYNC_BN = False           # DDP on GPUs: BatchNorm statistics over all processes' batches
 
 # ---------------------------------------------------------------- training
@@ -146,6 +151,9 @@ __C.TRAIN.NESTEROV = False          # SGD: Nesterov momentum
 __C.TRAIN.WEIGHT_DECAY = 5e-4
 __C.TRAIN.ZERO_WD_1D_PARAM = False  # no weight decay on biases and norm parameters (PySlowFast)
 __C.TRAIN.HEAD_LR_MULT = 1.0        # the classifier head's LR multiplier
+__C.TRAIN.LAYER_DECAY = 1.0         # layer-wise LR decay (VideoMAE fine-tuning: 0.75): block i of
+                                    # D gets LR x LAYER_DECAY^(D + 1 - (i + 1)), the patch
+                                    # embedding ^(D + 1), the head x1; 1.0 = off
 __C.TRAIN.LABEL_SMOOTHING = 0.0     # cross-entropy label smoothing (also applied to mixup targets)
 __C.TRAIN.ACCUM_STEPS = 1           # gradient accumulation: an optimizer step every N batches
                                     # (a global batch of BASE_BATCH_SIZE x processes x N)
@@ -213,6 +221,11 @@ MODEL_DEFAULTS = {
     'i3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
     'slowfast': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
     'mfnet3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'x3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'r2plus1d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'r3d': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'mc3': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 10, 'NUM_CROPS': 3},
+    'videomae': {'SAMPLING': 'dense', 'NUM_SEGMENTS': None, 'NUM_CLIPS': 5, 'NUM_CROPS': 3},
 }
 
 

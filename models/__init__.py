@@ -10,6 +10,9 @@ from .mfnet3d import MFNet3D
 from .slowfast import SlowFast
 from .tsm import TSM
 from .tsn import TSN
+from .video_resnet import VideoResNet
+from .videomae import SIZES as VIT_SIZES, VideoMAE
+from .x3d import VARIANTS as X3D_VARIANTS, X3D
 from .convert import apply_settings, read_weights
 from .named_weights import imagenet_file
 from .weights import WeightsError, load_converted
@@ -45,6 +48,15 @@ MODELS = {
         slow_frames=cfg.MODEL.SLOWFAST_SLOW_FRAMES)),
     'mfnet3d': (('mfnet3d', 'mfnet'), lambda cfg: MFNet3D(
         cfg.DATASET.CLASS_NUM, dropout=cfg.MODEL.DROPOUT)),
+    **{name: (('resnet18',), lambda cfg, name=name: VideoResNet(
+        cfg.DATASET.CLASS_NUM, variant=name, dropout=cfg.MODEL.DROPOUT))
+       for name in ('r2plus1d', 'r3d', 'mc3')},
+    'videomae': (tuple(VIT_SIZES), lambda cfg: VideoMAE(
+        cfg.DATASET.CLASS_NUM, size=cfg.BACKBONE.lower(), dropout=cfg.MODEL.DROPOUT,
+        drop_path=cfg.MODEL.DROP_PATH, eps=cfg.MODEL.LAYER_NORM_EPS,
+        fc_norm_eps=cfg.MODEL.FC_NORM_EPS)),
+    'x3d': (tuple(X3D_VARIANTS), lambda cfg: X3D(
+        cfg.DATASET.CLASS_NUM, variant=cfg.BACKBONE.lower(), dropout=cfg.MODEL.DROPOUT)),
 }
 
 

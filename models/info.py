@@ -26,6 +26,17 @@ PUBLISHED = (
     ('SlowFast-R50 8x8', 'slowfast', 'resnet50', 32, 256,
      {'SLOWFAST_ALPHA': 4, 'SLOWFAST_FUSION_KERNEL': 7}, 34.57, 65.71, 'PyTorchVideo zoo'),
     ('MFNet3D 16x224', 'mfnet3d', 'mfnet3d', 16, 224, {}, 8.0, 11.1, 'MFNet paper (ECCV 2018)'),
+    ('X3D-XS 4x160', 'x3d', 'x3d_xs', 4, 160, {}, 3.79, 0.60,
+     'PySlowFast zoo; pytorchvideo zoo: 3.79 M, 0.91 GFLOPs'),
+    ('X3D-S 13x160', 'x3d', 'x3d_s', 13, 160, {}, 3.79, 1.96,
+     'PySlowFast zoo; pytorchvideo zoo: 3.79 M, 2.96 GFLOPs'),
+    ('X3D-M 16x224', 'x3d', 'x3d_m', 16, 224, {}, 3.79, 4.73,
+     'PySlowFast zoo; pytorchvideo zoo: 3.79 M, 6.72 GFLOPs'),
+    ('R3D-18 16x112', 'r3d', 'resnet18', 16, 112, {}, 33.371472, 40.697, 'torchvision weights meta'),
+    ('MC3-18 16x112', 'mc3', 'resnet18', 16, 112, {}, 11.69544, 43.343, 'torchvision weights meta'),
+    ('R(2+1)D-18 16x112', 'r2plus1d', 'resnet18', 16, 112, {}, 31.505325, 40.519,
+     'torchvision weights meta'),
+    ('X3D-L 16x312', 'x3d', 'x3d_l', 16, 312, {}, 6.2, 18.37, 'PySlowFast zoo (6.2 M as printed there)'),
 )
 
 

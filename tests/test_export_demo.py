@@ -23,7 +23,8 @@ from utils.checkpoint import save_atomic
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'i3d': ('resnet18', {'DATA.CLIP_LEN': 4}),
-         'slowfast': ('resnet18', {'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4})}
+         'slowfast': ('resnet18', {'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4}),
+         'x3d': ('x3d_xs', {'DATA.CLIP_LEN': 4})}
 
 
 def small_experiment(cfg, tmp_path, model_name, classes=4):
@@ -44,7 +45,7 @@ def small_experiment(cfg, tmp_path, model_name, classes=4):
     return model
 
 
-@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast'])
+@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d'])
 def test_export_writes_both_formats_that_match_pytorch(cfg, tmp_path, model_name):
     model = small_experiment(cfg, tmp_path, model_name)
     meta = export_model.export(cfg)

@@ -67,11 +67,17 @@ def test_published_sizes():
 @pytest.mark.parametrize('row', PUBLISHED, ids=[row[0] for row in PUBLISHED])
 def test_every_published_figure_is_met_as_readme_claims(row):
     """README: every parameter count within 0.2% of the published figure, every FLOP count
-    within 2%."""
+    within 2% (or within the figure's rounding, when it is published as 6.2)."""
     name, model_name, backbone, frames, size, overrides, params_m, gflops, source = row
     params, ours = describe(model_name, backbone, frames, size, 400, overrides)
-    assert params / 1e6 == pytest.approx(params_m, rel=0.002)
-    assert ours == pytest.approx(gflops, rel=0.02)
+    assert params / 1e6 == pytest.approx(params_m, rel=max(0.002, rounding(params_m)))
+    assert ours == pytest.approx(gflops, rel=max(0.02, rounding(gflops)))
+
+
+def rounding(figure):
+    """The relative error a figure carries from being rounded to its printed decimals."""
+    decimals = len(repr(float(figure)).partition('.')[2].rstrip('0'))
+    return 0.5 * 10 ** -decimals / figure
 
 
 def test_readme_table_is_the_one_models_info_prints():

@@ -5,7 +5,9 @@ Every trainable parameter gets an LR multiplier and a weight-decay multiplier fr
   without decay, BN (and other norm) parameters without decay; 'none': all alike;
 - TRAIN.ZERO_WD_1D_PARAM (PySlowFast): no weight decay on any parameter of one dimension or
   less (biases, norm weights);
-- TRAIN.HEAD_LR_MULT: the classifier head's LR times this (fine-tuning a pretrained backbone).
+- TRAIN.HEAD_LR_MULT: the classifier head's LR times this (fine-tuning a pretrained backbone);
+- TRAIN.LAYER_DECAY < 1 (BEiT / VideoMAE fine-tuning), for models that say each parameter's
+  depth (`layer_of(name)`, 0 = input .. D + 1 = head): LR times LAYER_DECAY^(D + 1 - depth).
 Parameters with the same multipliers share a group; frozen ones (partial BN) are left out.
 TRAIN.OPTIMIZER is 'sgd' (momentum, TRAIN.NESTEROV) or 'adamw' (decoupled weight decay).
 """
@@ -32,7 +34,14 @@ def _multipliers(name, parameter, module, policy, zero_wd_1d, head_lr_mult):
     return lr_mult, decay_mult
 
 
-def parameter_groups(model, policy='none', zero_wd_1d=False, head_lr_mult=1.0):
+def layer_decay_multiplier(model, name, layer_decay):
+    if layer_decay >= 1.0 or not hasattr(model, 'layer_of'):
+        return 1.0
+    top = model.layer_of('head.fc.weight')
+    return layer_decay ** (top - model.layer_of(name))
+
+
+def parameter_groups(model, policy='none', zero_wd_1d=False, head_lr_mult=1.0, layer_decay=1.0):
     """[{'params', 'lr_mult', 'decay_mult', 'name'}] of the model's trainable parameters, one
     group per distinct (lr_mult, decay_mult), in order of first appearance."""
     if policy not in PARAM_GROUP_POLICIES:
@@ -43,7 +52,8 @@ def parameter_groups(model, policy='none', zero_wd_1d=False, head_lr_mult=1.0):
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        key = _multipliers(name, parameter, owner[name], policy, zero_wd_1d, head_lr_mult)
+        lr_mult, decay_mult = _multipliers(name, parameter, owner[name], policy, zero_wd_1d, head_lr_mult)
+        key = (lr_mult * layer_decay_multiplier(model, name, layer_decay), decay_mult)
         if key not in groups:
             groups[key] = {'params': [], 'lr_mult': key[0], 'decay_mult': key[1],
                            'name': f'lr x{key[0]:g}, decay x{key[1]:g}', 'param_names': []}
@@ -55,7 +65,8 @@ def parameter_groups(model, policy='none', zero_wd_1d=False, head_lr_mult=1.0):
 def build_optimizer(model, cfg, lr):
     """TRAIN.OPTIMIZER over parameter_groups(model, ...), at `lr`."""
     train = cfg.TRAIN
-    groups = parameter_groups(model, train.PARAM_GROUPS, train.ZERO_WD_1D_PARAM, train.HEAD_LR_MULT)
+    groups = parameter_groups(model, train.PARAM_GROUPS, train.ZERO_WD_1D_PARAM, train.HEAD_LR_MULT,
+                              train.LAYER_DECAY)
     for group in groups:
         group['lr'] = lr * group['lr_mult']
         group['weight_decay'] = train.WEIGHT_DECAY * group['decay_mult']

@@ -9,18 +9,20 @@ user set on this run's command line or --cfg files, and logs each.
 
     python -m models.convert SRC OUT [--from auto|NAME] [--cfg F] [KEY VALUE ...]
 """
+import os.path as osp
+
 from utils.checkpoint import load_checkpoint
 
 from ..weights import WeightsError
-from . import (bninception_caffe, dlac_original, mfnet_authors, mmaction2, ours, pyslowfast,
-               pytorchvideo, torchvision_resnet, tsm_authors)
+from . import (bninception_caffe, dlac_original, huggingface, mfnet_authors, mmaction2, ours,
+               pyslowfast, pytorchvideo, torchvision_resnet, tsm_authors, videomae_authors)
 from .common import ARCHITECTURE_KEYS, CONVENTION_KEYS, Converted
 
 # every source, in the order `read_weights` asks them (the order matters only for messages:
 # a file two sources recognise is refused)
 SOURCES = {module.NAME: module for module in (
     ours, dlac_original, mmaction2, pyslowfast, pytorchvideo, tsm_authors, mfnet_authors,
-    bninception_caffe, torchvision_resnet)}
+    bninception_caffe, torchvision_resnet, huggingface, videomae_authors)}
 
 
 def detect(checkpoint, path):
@@ -37,8 +39,9 @@ def detect(checkpoint, path):
 
 
 def read_weights(path, source='auto'):
-    """The weight file at `path` as a Converted, its source detected ('auto') or named."""
-    checkpoint = load_checkpoint(path)
+    """The weight file (or Hugging Face folder) at `path` as a Converted, its source
+    detected ('auto') or named."""
+    checkpoint = huggingface.read_folder(path) if osp.isdir(path) else load_checkpoint(path)
     if source == 'auto':
         source = detect(checkpoint, path)
     elif source not in SOURCES:

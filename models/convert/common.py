@@ -21,7 +21,8 @@ CONVENTION_KEYS = tuple(IMAGENET)
 # Architecture options a weight file may imply (on top of MODEL_NAME and BACKBONE).
 ARCHITECTURE_KEYS = ('MODEL.SLOWFAST_ALPHA', 'MODEL.SLOWFAST_BETA_INV', 'MODEL.SLOWFAST_FUSION_KERNEL',
                      'MODEL.SLOWFAST_LATERAL', 'MODEL.SLOWFAST_SLOW_FRAMES',
-                     'MODEL.STEM_TEMPORAL_STRIDE', 'MODEL.INFLATE_BASIC_CONV2', 'MODEL.TSM_SHIFT_DIV')
+                     'MODEL.STEM_TEMPORAL_STRIDE', 'MODEL.INFLATE_BASIC_CONV2', 'MODEL.TSM_SHIFT_DIV',
+                     'MODEL.LAYER_NORM_EPS', 'MODEL.FC_NORM_EPS')
 
 
 @dataclass
@@ -108,6 +109,37 @@ def alpha_from_fusion_kernel(kernel, source, notes):
     return alpha
 
 
+X3D_NOTE = ('X3D-XS, S and M share one architecture (depth factor 2.2) and differ in the clip '
+            'they were trained on: XS 4x160, S 13x160, M 16x224; L (depth 5.0) 16x312')
+
+
+def x3d_options(state_dict, notes):
+    """BACKBONE of an X3D state dict in our names, from the blocks of its third stage."""
+    blocks = len({k.split('.')[2] for k in state_dict if k.startswith('backbone.layer3.')})
+    variant = {11: 'x3d_m', 25: 'x3d_l'}.get(blocks)
+    if variant is None:
+        raise WeightsError(f'X3D with {blocks} blocks in its third stage: not XS/S/M (11) or L (25)')
+    notes.append(X3D_NOTE)
+    return {'BACKBONE': variant}
+
+
+def video_resnet_variant(state_dict, prefix=''):
+    """'r2plus1d' (a 2+1D stem), 'mc3' (1x3x3 convs after the first stage) or 'r3d'."""
+    if f'{prefix}stem.3.weight' in state_dict:
+        return 'r2plus1d'
+    return 'mc3' if state_dict[f'{prefix}layer2.0.conv1.0.weight'].shape[2] == 1 else 'r3d'
+
+
+def identity_bn(state_dict, prefix, channels, eps=1e-5):
+    """A BN that passes its input through in evaluation (var 1 - eps), for files of models
+    that have no BN where ours has one."""
+    import torch
+    state_dict.update({f'{prefix}.weight': torch.ones(channels), f'{prefix}.bias': torch.zeros(channels),
+                       f'{prefix}.running_mean': torch.zeros(channels),
+                       f'{prefix}.running_var': torch.full((channels,), 1 - eps),
+                       f'{prefix}.num_batches_tracked': torch.tensor(0)})
+
+
 def has_key(state_dict, pattern):
     compiled = re.compile(pattern)
     return any(compiled.fullmatch(k) for k in state_dict)
@@ -147,6 +179,12 @@ def config_assignments(text):
 
 def guess_model_name(state_dict):
     """Our MODEL_NAME from our own parameter names (TSM has TSN's names: 'tsn')."""
+    if 'backbone.stem.conv_xy.weight' in state_dict:
+        return 'x3d'
+    if 'backbone.patch_embed.proj.weight' in state_dict:
+        return 'videomae'
+    if 'backbone.stem.0.weight' in state_dict:
+        return video_resnet_variant(state_dict, 'backbone.')
     if any(k.startswith('slow.') for k in state_dict) and any(k.startswith('fast.') for k in state_dict):
         return 'slowfast'
     conv = state_dict.get('backbone.conv1.conv.weight')

@@ -12,7 +12,7 @@ import yaml
 
 from ..weights import WeightsError
 from .common import (KINETICS_SLOWFAST, Converted, alpha_from_fusion_kernel, rename, resnet_depth,
-                     rgb_convention, unwrap)
+                     rgb_convention, unwrap, x3d_options)
 
 NAME = 'pyslowfast'
 DESCRIPTION = "PySlowFast .pyth: {'model_state', 'cfg'} with s1.pathway0_stem ... head.projection"
@@ -46,6 +46,25 @@ def _rules(slowfast):
     ]
 
 
+X3D_BRANCH2 = {'a': 'conv_a', 'a_bn': 'bn_a', 'b': 'conv_b', 'b_bn': 'bn_b', 'se.fc1': 'se.fc1',
+               'se.fc2': 'se.fc2', 'c': 'conv_c', 'c_bn': 'bn_c'}
+X3D_RULES = [
+    (r's1\.pathway0_stem\.conv_xy\.(.+)', r'backbone.stem.conv_xy.\1'),
+    (r's1\.pathway0_stem\.conv\.(.+)', r'backbone.stem.conv_t.\1'),
+    (r's1\.pathway0_stem\.bn\.(.+)', r'backbone.stem.bn.\1'),
+    (r's([2-5])\.pathway0_res(\d+)\.branch2\.([abc]|[abc]_bn|se\.fc[12])\.(.+)',
+     lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.{X3D_BRANCH2[m[3]]}.{m[4]}'),
+    (r's([2-5])\.pathway0_res(\d+)\.branch1\.(.+)',
+     lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.shortcut.0.{m[3]}'),
+    (r's([2-5])\.pathway0_res(\d+)\.branch1_bn\.(.+)',
+     lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.shortcut.1.{m[3]}'),
+    (r'head\.conv_5\.(.+)', r'head.conv_5.\1'),
+    (r'head\.conv_5_bn\.(.+)', r'head.bn_5.\1'),
+    (r'head\.lin_5\.(.+)', r'head.lin_5.\1'),
+    (r'head\.projection\.(.+)', r'head.fc.\1'),
+]
+
+
 def _config(checkpoint):
     text = checkpoint.get('cfg')
     if not isinstance(text, str):
@@ -68,8 +87,14 @@ def convert(checkpoint):
     state, config = unwrap(checkpoint, 'model_state'), _config(checkpoint)
     arch = ((config.get('MODEL') or {}).get('ARCH') or '').lower()
     slowfast = any(k.startswith('s1.pathway1_stem.') for k in state)
+    if arch == 'x3d' or 's1.pathway0_stem.conv_xy.weight' in state:
+        ours = rename(state, X3D_RULES, 'PySlowFast X3D')
+        notes = ['s1.pathway0_stem.conv_xy/conv -> stem.conv_xy/conv_t, sS.pathway0_resI.branch2 -> '
+                 'layer(S-1).I, head.conv_5/lin_5/projection -> head']
+        return Converted(ours, 'x3d', x3d_options(ours, notes), _convention(config), notes)
     if arch and arch not in ('slowfast', 'i3d'):
-        raise WeightsError(f'PySlowFast MODEL.ARCH {arch!r} has no DLAC counterpart (slowfast and i3d do)')
+        raise WeightsError(f'PySlowFast MODEL.ARCH {arch!r} has no DLAC counterpart (slowfast, i3d '
+                           f'and x3d do)')
     if any('nonlocal' in k for k in state):
         raise WeightsError('PySlowFast non-local blocks have no DLAC counterpart yet')
     ours = rename(state, _rules(slowfast), 'PySlowFast')

@@ -3,12 +3,18 @@
 with the `blocks.N` names of pytorchvideo's Net. PySlowFast's PTV wrappers save the same
 under a `model.` prefix.
 
+X3D (`X3D_XS.pyth` ... `X3D_L.pyth`, `create_x3d`): the stem's convs are named the other way
+round (`conv_t` is the 1x3x3 spatial one); the first block of the first stage has no BN on its
+shortcut (only the stride changes there), where PySlowFast's and ours have one: it becomes an
+identity BN (exact in evaluation; it trains like any BN when fine-tuning).
+
 Architecture: identical to ours, layer by layer; what differs is around it. The Slow pathway
 takes frames `linspace(0, T - 1, T / alpha)` (MODEL.SLOWFAST_SLOW_FRAMES linspace); inputs are
 normalised with mean 0.45 and std 0.225. Every SlowFast file of the hub is 8x8 (alpha 4; the
 lateral kernel is 7 for R50 and 5 for R101), and alpha is not in the weights.
 """
-from .common import KINETICS_SLOWFAST, Converted, rename, resnet_depth, strip_prefix
+from .common import (KINETICS_SLOWFAST, Converted, identity_bn, rename, resnet_depth, strip_prefix,
+                     x3d_options)
 
 NAME = 'pytorchvideo'
 DESCRIPTION = "pytorchvideo hub .pyth: {'model_state'} with blocks.N.multipathway_blocks / res_blocks"
@@ -63,8 +69,40 @@ I3D_RULES = [
 ]
 
 
+X3D_BRANCH2 = {'conv_a': 'conv_a', 'norm_a': 'bn_a', 'conv_b': 'conv_b', 'norm_b.0': 'bn_b',
+               'norm_b.1.block.0': 'se.fc1', 'norm_b.1.block.2': 'se.fc2', 'conv_c': 'conv_c',
+               'norm_c': 'bn_c'}
+X3D_RULES = [
+    (r'blocks\.0\.conv\.conv_t\.(.+)', r'backbone.stem.conv_xy.\1'),     # the spatial conv
+    (r'blocks\.0\.conv\.conv_xy\.(.+)', r'backbone.stem.conv_t.\1'),     # the temporal one
+    (r'blocks\.0\.norm\.(.+)', r'backbone.stem.bn.\1'),
+    (r'blocks\.([1-4])\.res_blocks\.(\d+)\.branch2\.(conv_[abc]|norm_[ac]|norm_b\.0|norm_b\.1\.block\.[02])\.(.+)',
+     lambda m: f'backbone.layer{m[1]}.{m[2]}.{X3D_BRANCH2[m[3]]}.{m[4]}'),
+    (r'blocks\.([1-4])\.res_blocks\.(\d+)\.branch1_(conv|norm)\.(.+)',
+     lambda m: f'backbone.layer{m[1]}.{m[2]}.shortcut.{0 if m[3] == "conv" else 1}.{m[4]}'),
+    (r'blocks\.5\.pool\.pre_conv\.(.+)', r'head.conv_5.\1'),
+    (r'blocks\.5\.pool\.pre_norm\.(.+)', r'head.bn_5.\1'),
+    (r'blocks\.5\.pool\.post_conv\.(.+)', r'head.lin_5.\1'),
+    (r'blocks\.5\.proj\.(.+)', r'head.fc.\1'),
+]
+
+
+def convert_x3d(state):
+    ours = rename(state, X3D_RULES, 'pytorchvideo X3D')
+    notes = ['blocks.0 -> stem (conv_t/conv_xy swapped), blocks.1-4 -> layer1-4, '
+             'blocks.5 pool/proj -> head']
+    for key in [k for k in ours if k.endswith('.shortcut.0.weight')]:
+        prefix = key[:-len('0.weight')] + '1'
+        if prefix + '.weight' not in ours:
+            identity_bn(ours, prefix, ours[key].shape[0])
+            notes.append(f'{prefix}: identity BN (pytorchvideo has none on this shortcut)')
+    return Converted(ours, 'x3d', x3d_options(ours, notes), dict(KINETICS_SLOWFAST), notes)
+
+
 def convert(checkpoint):
     state = _state(checkpoint)
+    if 'blocks.0.conv.conv_t.weight' in state:
+        return convert_x3d(state)
     if any('multipathway_blocks' in k for k in state):
         ours = rename(state, SLOWFAST_RULES, 'pytorchvideo SlowFast')
         depth, kernel = resnet_depth(ours, 'slow.'), int(ours['lateral.0.0.weight'].shape[2])

@@ -1,12 +1,17 @@
 """torchvision and timm ImageNet ResNets (`resnet50-0676ba61.pth`, timm's `resnet50.a1_in1k`):
 torchvision's names (conv1, bn1, layer1..4 with downsample.0/1, fc), which our ResNets use too.
-Converted to a TSN with that backbone and the ImageNet classifier as its head."""
+Converted to a TSN with that backbone and the ImageNet classifier as its head.
+
+torchvision's video ResNets (`r3d_18-b3b3357e.pth`, `mc3_18-a90a0ba3.pth`,
+`r2plus1d_18-91a641e6.pth`): stem.N, layer1..4, fc, the names of models/video_resnet.py under
+`backbone.`; trained on Kinetics-400 clips of 16 frames at 112x112 with their own mean/std."""
 import torch
 
-from .common import IMAGENET, Converted, resnet_depth
+from ..video_resnet import KINETICS_VIDEO
+from .common import IMAGENET, Converted, resnet_depth, video_resnet_variant
 
 NAME = 'torchvision'
-DESCRIPTION = 'torchvision / timm ImageNet ResNet (conv1, layer1..4, fc)'
+DESCRIPTION = 'torchvision / timm ImageNet ResNet (conv1, layer1..4, fc); torchvision video ResNet (stem.N, layer1..4, fc)'
 
 
 def _state(checkpoint):
@@ -21,12 +26,21 @@ def recognises(checkpoint):
         return False
     state = _state(checkpoint)
     conv = state.get('conv1.weight')
-    return (isinstance(conv, torch.Tensor) and conv.dim() == 4 and 'layer1.0.conv1.weight' in state
-            and 'bn1.weight' in state)
+    image = (isinstance(conv, torch.Tensor) and conv.dim() == 4 and 'layer1.0.conv1.weight' in state
+             and 'bn1.weight' in state)
+    stem = state.get('stem.0.weight')
+    video = (isinstance(stem, torch.Tensor) and stem.dim() == 5 and 'fc.weight' in state
+             and ('layer1.0.conv1.0.weight' in state or 'layer1.0.conv1.0.0.weight' in state))
+    return image or video
 
 
 def convert(checkpoint):
     state = _state(checkpoint)
+    if 'stem.0.weight' in state:
+        variant = video_resnet_variant(state)
+        ours = {('head.' + k if k.startswith('fc.') else 'backbone.' + k): v for k, v in state.items()}
+        return Converted(ours, variant, {'BACKBONE': 'resnet18'}, dict(KINETICS_VIDEO),
+                         [f'torchvision {variant}_18: backbone.* <- stem/layer1..4, head.fc <- fc'])
     depth = resnet_depth(state)
     ours = {('head.' + k if k.startswith('fc.') else 'backbone.' + k): v for k, v in state.items()}
     return Converted(ours, 'tsn', {'BACKBONE': f'resnet{depth}'}, dict(IMAGENET),

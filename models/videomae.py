@@ -1,0 +1,160 @@
+"""VideoMAE ViT (Tong et al., NeurIPS 2022), the fine-tuning form: a plain ViT over space-time
+tubelets. Input [N, 3, T, H, W] (16x224x224 for the published Kinetics models), output [N, K].
+
+Patch embedding: a 2x16x16 conv with stride 2x16x16 (T/2 x H/16 x W/16 tokens). Fixed 1D
+sine-cosine position embedding over the flattened tokens (computed, not learned, so any clip
+size works; float32 values, as the published models were trained with). Blocks of joint
+space-time attention (q and v biases, no k bias) and a GELU MLP, pre-norm, stochastic depth
+(MODEL.DROP_PATH, growing linearly to its value in the last block). Head: mean of the tokens,
+LayerNorm (fc_norm), dropout, fc. Parameter names follow the VideoMAE repository's under
+`backbone.` (its `head` is our `head.fc`).
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .heads import ClassifierHead
+
+SIZES = {'vit_small': (384, 12, 6), 'vit_base': (768, 12, 12)}   # width, depth, heads
+TUBELET, PATCH, MLP_RATIO = 2, 16, 4
+
+
+def sinusoid_table(positions, width):
+    """VideoMAE's position table [positions, width]: sin on even, cos on odd channels, with
+    wavelengths 10000^(2i/width); float32 like the original."""
+    position = np.arange(positions)[:, None]
+    exponent = 2 * (np.arange(width) // 2) / width
+    angles = position / np.power(10000, exponent)[None, :]
+    angles[:, 0::2], angles[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
+    return torch.tensor(angles, dtype=torch.float32)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, drop the residual branch of a whole sample with
+    probability p (scaling the kept ones by 1/(1-p))."""
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Attention(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, width * 3, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(width))
+        self.v_bias = nn.Parameter(torch.zeros(width))
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x):
+        batch, tokens, width = x.shape
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(batch, tokens, 3, self.heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        weights = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        out = weights.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, width))
+
+
+class Mlp(nn.Module):
+    def __init__(self, width, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, width, heads, drop_path, eps):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, eps=eps)
+        self.attn = Attention(width, heads)
+        self.norm2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = Mlp(width, width * MLP_RATIO)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x):
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class VideoViT(nn.Module):
+    """Patch embedding, position table, blocks and fc_norm: [N, 3, T, H, W] -> [N, width]."""
+
+    def __init__(self, size='vit_base', drop_path=0.0, eps=1e-6, fc_norm_eps=1e-6):
+        super().__init__()
+        width, depth, heads = SIZES[size]
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv3d(3, width, (TUBELET, PATCH, PATCH), stride=(TUBELET, PATCH, PATCH))
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(Block(width, heads, rate, eps) for rate in rates)
+        self.fc_norm = nn.LayerNorm(width, eps=fc_norm_eps)
+        self.num_features = width
+        self._table = {}
+
+    def position_table(self, tokens, reference):
+        if tokens not in self._table:
+            self._table[tokens] = sinusoid_table(tokens, self.num_features)
+        return self._table[tokens].to(device=reference.device, dtype=reference.dtype)
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        x = x + self.position_table(x.shape[1], x)
+        for block in self.blocks:
+            x = block(x)
+        return self.fc_norm(x.mean(dim=1))
+
+
+class VideoMAE(nn.Module):
+    def __init__(self, num_classes, size='vit_base', dropout=0.5, drop_path=0.1, eps=1e-6,
+                 fc_norm_eps=1e-6):
+        super().__init__()
+        if size not in SIZES:
+            raise KeyError(f'unknown VideoMAE size {size!r}; choose one of {sorted(SIZES)}')
+        self.backbone = VideoViT(size, drop_path, eps, fc_norm_eps)
+        self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.02)
+        self.apply(self._init)
+        nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
+        with torch.no_grad():           # VideoMAE scales the head's initial weights down
+            self.head.fc.weight.mul_(0.001)
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def layer_of(self, name):
+        """Depth of a parameter for layer-wise LR decay: 0 the patch embedding, i + 1 block i,
+        depth + 1 the rest (fc_norm, head)."""
+        depth = len(self.backbone.blocks)
+        if name.startswith('backbone.patch_embed.'):
+            return 0
+        if name.startswith('backbone.blocks.'):
+            return int(name.split('.')[2]) + 1
+        return depth + 1
+
+    def forward_features(self, x):
+        return self.backbone(x)
+
+    def forward_head(self, features):
+        return self.head(features)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
