@@ -121,6 +121,10 @@ __C.MODEL.STEM_TEMPORAL_STRIDE = [1, 1]      # I3D: temporal stride of the stem 
 __C.MODEL.INFLATE_BASIC_CONV2 = False        # I3D ResNet-18/34: inflated blocks' second conv
                                     # 3x3x3 too (mmaction2's BasicBlock3d), not 1x3x3
 __C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
+__C.MODEL.NON_LOCAL = False         # I3D-NL: embedded-Gaussian non-local blocks after every other
+                                    # block of res3 and res4 (5 in ResNet-50)
+__C.MODEL.NON_LOCAL_SUBSAMPLE = True  # max-pool phi and g 1x2x2 (mmaction2's i3d_nl); False: DLAC's
+__C.MODEL.NON_LOCAL_SCALED = False  # affinities / sqrt(C/2) before the softmax (mmaction2 use_scale)
 __C.MODEL.DROP_PATH = 0.1           # VideoMAE: stochastic depth, rising linearly to this in the
                                     # last block (its fine-tuning recipes: 0.1 ViT-S/B)
 __C.MODEL.LAYER_NORM_EPS = 1e-6     # VideoMAE blocks' LayerNorm eps: 1e-6 (its repository), the

@@ -40,7 +40,9 @@ MODELS = {
     'i3d': (RESNETS, lambda cfg: I3D(
         cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT,
         stem_temporal_stride=cfg.MODEL.STEM_TEMPORAL_STRIDE,
-        inflate_conv2=cfg.MODEL.INFLATE_BASIC_CONV2)),
+        inflate_conv2=cfg.MODEL.INFLATE_BASIC_CONV2,
+        non_local=({'sub_sample': cfg.MODEL.NON_LOCAL_SUBSAMPLE, 'scaled': cfg.MODEL.NON_LOCAL_SCALED}
+                   if cfg.MODEL.NON_LOCAL else None))),
     'slowfast': (RESNETS, lambda cfg: SlowFast(
         cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), alpha=cfg.MODEL.SLOWFAST_ALPHA,
         beta_inv=cfg.MODEL.SLOWFAST_BETA_INV, fusion_kernel=cfg.MODEL.SLOWFAST_FUSION_KERNEL,

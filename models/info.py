@@ -37,6 +37,10 @@ PUBLISHED = (
     ('R(2+1)D-18 16x112', 'r2plus1d', 'resnet18', 16, 112, {}, 31.505325, 40.519,
      'torchvision weights meta'),
     ('X3D-L 16x312', 'x3d', 'x3d_l', 16, 312, {}, 6.2, 18.37, 'PySlowFast zoo (6.2 M as printed there)'),
+    ('VideoMAE ViT-S 16x224', 'videomae', 'vit_small', 16, 224, {}, 22.0, 57.0,
+     'VideoMAE paper, Kinetics-400 table (22 M, 57 G)'),
+    ('VideoMAE ViT-B 16x224', 'videomae', 'vit_base', 16, 224, {}, 87.0, 180.0,
+     'VideoMAE paper, Kinetics-400 table (87 M, 180 G)'),
 )
 
 

@@ -127,6 +127,15 @@ def mm_i3d():
         data_preprocessor=dict(PREPROCESSOR, format_shape='NCTHW'))
 
 
+def mm_i3d_nl():
+    """mmaction2's i3d_imagenet-pretrained-r50-nl-embedded-gaussian config model."""
+    model = mm_i3d()
+    model['backbone'].update(non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
+                             non_local_cfg=dict(sub_sample=True, use_scale=False, mode='embedded_gaussian',
+                                                norm_cfg=dict(type='BN3d', requires_grad=True)))
+    return model
+
+
 def mm_slowfast(alpha, kernel, lateral_norm=False):
     slow = dict(type='resnet3d', depth=50, pretrained=None, lateral=True, fusion_kernel=kernel,
                 conv1_kernel=(1, 7, 7), dilations=(1, 1, 1, 1), conv1_stride_t=1, pool1_stride_t=1,
@@ -158,6 +167,9 @@ MMACTION_CASES = {
     'tsm-r50': (lambda: mm_tsn(50, tsm=True), (1, 3, 4, 64, 64), 'tsm', {}),
     'tsm-r101': (lambda: mm_tsn(101, tsm=True), (1, 3, 4, 64, 64), 'tsm', {}),
     'i3d-r50-32x2x1': (mm_i3d, (1, 3, 16, 64, 64), 'i3d', {'MODEL.STEM_TEMPORAL_STRIDE': [2, 2]}),
+    'i3d-nl-r50-32x2x1': (mm_i3d_nl, (1, 3, 16, 64, 64), 'i3d',
+                          {'MODEL.NON_LOCAL': True, 'MODEL.NON_LOCAL_SUBSAMPLE': True,
+                           'MODEL.NON_LOCAL_SCALED': False}),
     'slowfast-r50-4x16': (lambda: mm_slowfast(8, 5), (1, 3, 16, 64, 64), 'slowfast',
                           {'MODEL.SLOWFAST_ALPHA': 8, 'MODEL.SLOWFAST_LATERAL': 'conv'}),
     'slowfast-r50-8x8': (lambda: mm_slowfast(4, 7), (1, 3, 16, 64, 64), 'slowfast',
@@ -398,12 +410,39 @@ def test_original_dlac_checkpoints(cfg, tmp_path):
     converted = read_weights(str(path))
     assert converted.model_name == 'mfnet3d' and torch.equal(converted.state_dict['head.fc.weight'],
                                                              mfnet.head.fc.weight)
-    nonlocal_i3d = {'module.base_model.conv1.weight': torch.zeros(64, 3, 5, 7, 7),
-                    'module.base_model.layer2.1.nl_block.g.weight': torch.zeros(1),
-                    'module.base_model.fullyconv.weight': torch.zeros(51, 2048, 1, 1, 1)}
-    save(path, {'model_dict': nonlocal_i3d})
-    with pytest.raises(WeightsError, match="original DLAC's I3D carries non-local blocks"):
-        read_weights(str(path))
+
+
+def dlac_i3d_names(model):
+    """Our I3D-NL state dict in the original DLAC's names (base_db/ModelZoo/I3D: I3DResNet under
+    base_model, nl_block with g/theta/phi/W, fullyconv), as its DataParallel saved them."""
+    layout = {}
+    for key, value in model.state_dict().items():
+        if key.startswith('head.fc.'):
+            name = 'base_model.fullyconv.' + key.rsplit('.', 1)[1]
+            value = value.reshape(value.shape + (1, 1, 1)) if value.dim() == 2 else value
+        else:
+            name = 'base_model.' + key[len('backbone.'):].replace('.non_local.out.', '.nl_block.W.') \
+                .replace('.non_local.', '.nl_block.')
+        layout['module.' + name] = value
+    return layout
+
+
+def test_original_dlac_i3d_with_non_local_blocks(cfg, tmp_path):
+    from models.i3d import I3D
+    source = randomize(I3D(51, 50, non_local={'sub_sample': False, 'scaled': False})).double()
+    layout = dlac_i3d_names(source)
+    assert len([k for k in layout if k.endswith('nl_block.W.0.weight')]) == 5
+    assert {'module.base_model.layer2.1.nl_block.theta.weight', 'module.base_model.layer3.5.nl_block.W.1.running_var'} <= set(layout)
+    assert tuple(layout['module.base_model.fullyconv.weight'].shape) == (51, 2048, 1, 1, 1)
+    path = save(tmp_path / '20200101_best_i3d.pth.tar', {'epoch': 3, 'model_dict': layout})
+    converted = read_weights(str(path))
+    assert (converted.source, converted.model_name) == ('dlac-original', 'i3d')
+    assert converted.options['MODEL.NON_LOCAL'] and not converted.options['MODEL.NON_LOCAL_SUBSAMPLE']
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'i3d', 'resnet50', 51
+    ours = through_pretrained(cfg, path)
+    clip = torch.randn(1, 3, 8, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(ours(clip), source(clip))
 
 
 def test_mfnet_authors_kinetics_file_keeps_its_classifier(cfg, tmp_path):

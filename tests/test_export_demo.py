@@ -24,7 +24,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'i3d': ('resnet18', {'DATA.CLIP_LEN': 4}),
          'slowfast': ('resnet18', {'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4}),
-         'x3d': ('x3d_xs', {'DATA.CLIP_LEN': 4})}
+         'x3d': ('x3d_xs', {'DATA.CLIP_LEN': 4}),
+         'videomae': ('vit_small', {'DATA.CLIP_LEN': 4})}
 
 
 def small_experiment(cfg, tmp_path, model_name, classes=4):
@@ -45,7 +46,7 @@ def small_experiment(cfg, tmp_path, model_name, classes=4):
     return model
 
 
-@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d'])
+@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d', 'videomae'])
 def test_export_writes_both_formats_that_match_pytorch(cfg, tmp_path, model_name):
     model = small_experiment(cfg, tmp_path, model_name)
     meta = export_model.export(cfg)

@@ -211,7 +211,8 @@ def test_resuming_a_checkpoint_of_another_model_exits_2(tiny_root, tmp_path):
 @pytest.mark.parametrize('name, backbone, views', [
     ('tsm', 'resnet18', '4 segments x 1 crops'), ('i3d', 'resnet18', '2 clips x 3 crops'),
     ('slowfast', 'resnet18', '2 clips x 3 crops'), ('mfnet3d', 'mfnet3d', '2 clips x 3 crops'),
-    ('x3d', 'x3d_xs', '2 clips x 3 crops')])
+    ('x3d', 'x3d_xs', '2 clips x 3 crops'), ('r2plus1d', 'resnet18', '2 clips x 3 crops'),
+    ('videomae', 'vit_small', '2 clips x 3 crops')])
 def test_every_zoo_model_trains_and_evaluates(tiny_root, tmp_path, name, backbone, views):
     """train.py and evaluate.py take each model as they are, with its own sampling and views."""
     overrides = tiny_overrides(tiny_root, tmp_path, **{

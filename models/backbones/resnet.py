@@ -51,12 +51,13 @@ class BasicBlock(nn.Module):
         self.conv2 = ops.conv(planes, planes, 3, temporal=temporal_kernel if inflate_conv2 else 1)
         self.bn2 = ops.norm(planes)
         self.downsample = downsample
+        self.non_local = nn.Identity()        # I3D-NL puts a NonLocal3d here
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(self.temporal_shift(x))))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.non_local(self.relu(out + identity))
 
 
 class Bottleneck(nn.Module):
@@ -75,13 +76,14 @@ class Bottleneck(nn.Module):
         self.bn3 = ops.norm(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.non_local = nn.Identity()        # I3D-NL puts a NonLocal3d here
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(self.temporal_shift(x))))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.non_local(self.relu(out + identity))
 
 
 def make_res_layer(block, inplanes, planes, blocks, stride=1, ops=OPS_2D, temporal_kernels=None,

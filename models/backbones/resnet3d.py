@@ -6,6 +6,7 @@ get a temporal kernel follows PySlowFast's tables for the non-local / SlowFast p
 """
 import torch.nn as nn
 
+from .non_local import add_non_local
 from .resnet import OPS_3D, RESNET_DEPTHS, BasicBlock, init_resnet_weights, make_res_layer
 
 # temporal kernel of: the stem, then each block of layer1..4 (a pattern repeated over the
@@ -29,10 +30,13 @@ class ResNet3dPathway(nn.Module):
     fast pathway. `temporal_pool` halves time after layer1 (PySlowFast's I3D pool1).
     `stem_temporal_stride` (conv, max pool): (1, 1) in PySlowFast, (2, 2) in mmaction2's I3D.
     `inflate_conv2`: BasicBlocks (depth 18/34) inflate their second conv too (mmaction2).
+    `non_local`: None, or the NonLocal3d options (sub_sample, scaled) for blocks after every
+    other block of layer2 and layer3 (I3D-NL).
     """
 
     def __init__(self, depth=50, kind='i3d', width=64, in_channels=3, lateral_channels=(0, 0, 0, 0),
-                 temporal_pool=False, stem_temporal_stride=(1, 1), inflate_conv2=False):
+                 temporal_pool=False, stem_temporal_stride=(1, 1), inflate_conv2=False,
+                 non_local=None):
         super().__init__()
         if depth not in RESNET_DEPTHS:
             raise KeyError(f'no ResNet-{depth}; choose one of {sorted(RESNET_DEPTHS)}')
@@ -59,6 +63,9 @@ class ResNet3dPathway(nn.Module):
             self.stage_channels.append(inplanes)
         self.num_features = inplanes
         init_resnet_weights(self)
+        if non_local is not None:         # after the init: its output BN starts at zero
+            add_non_local(self.layer2, **non_local)
+            add_non_local(self.layer3, **non_local)
 
     def stem(self, x):
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -1,14 +1,14 @@
 """Checkpoints of the original DLAC (cvnovice95/DLAC, `<TIMESTAMP>_best_*.pth.tar`):
 `{'epoch', 'model_dict', 'optimizer_dict', 'best_prec1'}`, keys with DataParallel's `module.`.
 TSN/TSM have the TSN authors' `base_model.`/`new_fc.` layout; MFNet3D the MFNet authors' names.
-DLAC's I3D carries 5 non-local blocks (`nl_block`), which DLAC here has no counterpart for yet:
-such a file is refused with that reason.
+DLAC's I3D-R50 (`base_model.` with 5 non-local blocks `layer2.{1,3}` / `layer3.{1,3,5}.nl_block`:
+g, theta, phi, W.0 conv, W.1 BN, no sub-sampling; a `fullyconv` 1x1x1 classifier) becomes our
+I3D with MODEL.NON_LOCAL True and MODEL.NON_LOCAL_SUBSAMPLE False.
 
 Two things about DLAC's own runs that a converter cannot change: its I3D stem max pool has no
 padding (ours (0, 1, 1)), and its 3D loaders fed clips reshaped frame-major, so DLAC-trained 3D
 weights expect that order; fine-tune them rather than expecting DLAC's numbers."""
-from ..weights import WeightsError
-from .common import IMAGENET, Converted, unwrap
+from .common import IMAGENET, Converted, rename, resnet_depth, unwrap
 from .tsn_layout import convert_tsn_layout
 
 NAME = 'dlac-original'
@@ -21,10 +21,8 @@ def recognises(checkpoint):
 
 def convert(checkpoint):
     state = unwrap(checkpoint, 'model_dict')
-    if any('.nl_block.' in k for k in state) or 'base_model.fullyconv.weight' in state:
-        raise WeightsError("the original DLAC's I3D carries non-local blocks (nl_block), which DLAC "
-                           'here has no counterpart for yet: it cannot be loaded until the model-zoo '
-                           'issue adds them (MODEL.NON_LOCAL)')
+    if 'base_model.fullyconv.weight' in state:
+        return convert_i3d(state)
     if 'conv1.conv.weight' in state:
         ours = {('head.fc.' + k[len('classifier.'):] if k.startswith('classifier.') else 'backbone.' + k): v
                 for k, v in state.items()}
@@ -32,3 +30,24 @@ def convert(checkpoint):
                          ['MFNet3D: backbone.* <- the names, head.fc <- classifier',
                           "DLAC normalised MFNet3D inputs with ImageNet's mean and std"])
     return convert_tsn_layout(state, 'original DLAC')
+
+
+I3D_RULES = [
+    (r'base_model\.(layer\d\.\d+)\.nl_block\.(g|theta|phi)\.(weight|bias)', r'backbone.\1.non_local.\2.\3'),
+    (r'base_model\.(layer\d\.\d+)\.nl_block\.W\.([01])\.(.+)', r'backbone.\1.non_local.out.\2.\3'),
+    (r'base_model\.fullyconv\.(weight|bias)', r'head.fc.\1'),
+    (r'base_model\.(.+)', r'backbone.\1'),
+]
+
+
+def convert_i3d(state):
+    ours = rename(state, I3D_RULES, 'original DLAC I3D')
+    ours['head.fc.weight'] = ours['head.fc.weight'].flatten(1)      # the 1x1x1 conv classifier
+    depth = resnet_depth(ours, 'backbone.')
+    options = {'BACKBONE': f'resnet{depth}', 'MODEL.STEM_TEMPORAL_STRIDE': [1, 1],
+               'MODEL.NON_LOCAL': True, 'MODEL.NON_LOCAL_SUBSAMPLE': False,
+               'MODEL.NON_LOCAL_SCALED': False}
+    notes = ['base_model. -> backbone., nl_block.g/theta/phi/W.0/W.1 -> non_local.g/theta/phi/out.0/out.1, '
+             'fullyconv (1x1x1) -> head.fc', 'non-local blocks without sub-sampling, as DLAC built them',
+             "DLAC's stem max pool had no padding (ours pads 1): fine-tune rather than expect DLAC's numbers"]
+    return Converted(ours, 'i3d', options, dict(IMAGENET), notes)

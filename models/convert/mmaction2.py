@@ -7,6 +7,8 @@ Names: mmcv's ConvModule keeps conv and BN as `convN.conv` / `convN.bn` (ours `c
 `fast_path` and `*_lateral` convolutions. Architecture: the config text says it; without it
 (files converted from mmaction2 0.x), shapes and the published configs do.
 - I3D: the stem conv and stem max pool have temporal stride 2 (MODEL.STEM_TEMPORAL_STRIDE).
+  I3D-NL (the i3d_nl embedded-gaussian configs): `non_local_block` -> MODEL.NON_LOCAL, with
+  its sub_sample and use_scale; the output conv has no bias there (a zero bias here).
 - SlowFast: the lateral is a conv alone unless `lateral_norm` (MODEL.SLOWFAST_LATERAL); the
   head takes (fast, slow) features, ours (slow, fast): the classifier's columns are swapped.
 """
@@ -27,6 +29,9 @@ RESNET_RULES = [
     (rf'(layer\d+\.\d+)\.downsample\.bn\.{BN_PARAMS}', r'\1.downsample.1.\2'),
     (r'(layer\d+\.\d+)\.conv(\d)\.conv(?:\.net)?\.weight', r'\1.conv\2.weight'),
     (rf'(layer\d+\.\d+)\.conv(\d)\.bn\.{BN_PARAMS}', r'\1.bn\2.\3'),
+    (r'(layer\d+\.\d+)\.non_local_block\.(theta|phi|g)(?:\.0)?\.conv\.(weight|bias)', r'\1.non_local.\2.\3'),
+    (r'(layer\d+\.\d+)\.non_local_block\.conv_out\.conv\.(weight|bias)', r'\1.non_local.out.0.\2'),
+    (rf'(layer\d+\.\d+)\.non_local_block\.conv_out\.bn\.{BN_PARAMS}', r'\1.non_local.out.1.\2'),
 ]
 LATERAL_RULES = [
     (r'conv1_lateral\.conv\.weight', r'lateral.0.0.weight'),
@@ -105,11 +110,29 @@ def convert(checkpoint):
             notes.append('TSM: the shift wrapper conv1.conv.net -> conv1')
         if kind == 'i3d':
             _i3d_options(backbone_config, depth, options, notes)
+            if any('.non_local.' in k for k in ours):
+                _non_local_options(ours, backbone_config, options, notes)
     leftover = [k for k in state if not k.startswith(('backbone.', 'cls_head.fc_cls.'))]
     if leftover:
         raise WeightsError(f'mmaction2 file: keys this converter has no rule for: {leftover[:6]}')
     options['BACKBONE'] = f'resnet{depth}'
     return Converted(ours, kind, options, _convention(model_config), notes)
+
+
+def _non_local_options(ours, backbone_config, options, notes):
+    nl_config = backbone_config.get('non_local_cfg') or {}
+    mode = nl_config.get('mode', 'embedded_gaussian')
+    if mode != 'embedded_gaussian':
+        raise WeightsError(f'mmaction2 non-local mode {mode!r}: DLAC has the embedded_gaussian form')
+    for key in [k for k in ours if k.endswith('.non_local.out.0.weight')]:
+        ours.setdefault(key[:-len('weight')] + 'bias', torch.zeros(ours[key].shape[0]))
+    sub_sample = bool(nl_config['sub_sample']) if 'sub_sample' in nl_config else True
+    scaled = bool(nl_config.get('use_scale', True)) if nl_config else False
+    options.update({'MODEL.NON_LOCAL': True, 'MODEL.NON_LOCAL_SUBSAMPLE': sub_sample,
+                    'MODEL.NON_LOCAL_SCALED': scaled})
+    notes.append(f'non-local blocks: sub_sample {sub_sample}, use_scale {scaled} '
+                 + ('from the config' if nl_config else '(the published i3d_nl embedded-gaussian '
+                    'config: no config text in the file)'))
 
 
 def _i3d_options(backbone_config, depth, options, notes):

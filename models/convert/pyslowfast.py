@@ -96,7 +96,9 @@ def convert(checkpoint):
         raise WeightsError(f'PySlowFast MODEL.ARCH {arch!r} has no DLAC counterpart (slowfast, i3d '
                            f'and x3d do)')
     if any('nonlocal' in k for k in state):
-        raise WeightsError('PySlowFast non-local blocks have no DLAC counterpart yet')
+        raise WeightsError("PySlowFast's non-local blocks max-pool before their phi and g convs and "
+                           'scale the affinities; DLAC builds the form of mmaction2 and the original DLAC '
+                           '(pooling after the convs), which cannot take these weights exactly')
     ours = rename(state, _rules(slowfast), 'PySlowFast')
     notes = ['s1.pathwayP_stem -> stem, sS.pathwayP_resI.branch2.a/b/c -> layer(S-1).I.conv1/2/3, '
              'branch1 -> downsample, sK_fuse -> lateral, head.projection -> head.fc',
