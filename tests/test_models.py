@@ -135,7 +135,7 @@ def test_partial_bn_holds_after_conversion_to_sync_batch_norm():
 
 def test_build_model_lists_choices(cfg):
     cfg.MODEL_NAME = 'nope'
-    with pytest.raises(ModelConfigError, match=r"unknown MODEL_NAME 'nope'; choose one of \['i3d', 'mc3', 'mfnet3d', 'r2plus1d', 'r3d', 'slowfast', 'tsm', 'tsn', 'x3d'\]"):
+    with pytest.raises(ModelConfigError, match=r"unknown MODEL_NAME 'nope'; choose one of \['i3d', 'mc3', 'mfnet3d', 'r2plus1d', 'r3d', 'slowfast', 'tsm', 'tsn', 'videomae', 'x3d'\]"):
         build_model(cfg)
     cfg.MODEL_NAME, cfg.BACKBONE = 'tsn', 'vgg'
     with pytest.raises(ModelConfigError, match=r"BACKBONE 'vgg' does not fit MODEL_NAME 'tsn'.*resnet18"):

@@ -219,15 +219,32 @@ def test_slowfast_needs_frames_divisible_by_alpha():
         SlowFast(4, depth=18, alpha=8)(torch.randn(1, 3, 12, 32, 32))
 
 
-@pytest.mark.parametrize('name, backbone', [('tsm', 'resnet18'), ('i3d', 'resnet18'),
-                                            ('slowfast', 'resnet18'), ('mfnet3d', 'mfnet3d')])
+@pytest.mark.parametrize('name, backbone', [
+    ('tsm', 'resnet18'), ('i3d', 'resnet18'), ('slowfast', 'resnet18'), ('mfnet3d', 'mfnet3d'),
+    ('x3d', 'x3d_xs'), ('r3d', 'resnet18'), ('mc3', 'resnet18'), ('r2plus1d', 'resnet18'),
+    ('videomae', 'vit_small')])
 def test_every_model_builds_from_config(cfg, name, backbone):
     cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = name, backbone, 3
     cfg.MODEL.SLOWFAST_ALPHA = 4
     model = build_model(cfg).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 8, 32, 32)).shape == (1, 3)
-    assert set(MODELS) == {'tsn', 'tsm', 'i3d', 'slowfast', 'mfnet3d'}
+    assert set(MODELS) == {'tsn', 'tsm', 'i3d', 'slowfast', 'mfnet3d', 'x3d', 'r3d', 'mc3',
+                           'r2plus1d', 'videomae'}
+
+
+def test_i3d_non_local_blocks_sit_where_the_papers_put_them(cfg):
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.MODEL.NON_LOCAL = 'i3d', 'resnet50', True
+    model = build_model(cfg)
+    places = sorted(name.rsplit('.non_local', 1)[0] for name, module in model.named_modules()
+                    if type(module).__name__ == 'NonLocal3d')
+    assert places == ['backbone.layer2.1', 'backbone.layer2.3', 'backbone.layer3.1',
+                      'backbone.layer3.3', 'backbone.layer3.5']
+    cfg.MODEL.NON_LOCAL = False
+    # theta, phi, g (C -> C/2, with biases), the output conv (C/2 -> C) and its BN, per block
+    per_block = {c: 3 * (c * c // 2 + c // 2) + (c // 2 * c + c) + 2 * c for c in (512, 1024)}
+    assert count_parameters(model) == (count_parameters(build_model(cfg))
+                                       + 2 * per_block[512] + 3 * per_block[1024])
 
 
 def test_backbone_that_does_not_fit_the_model(cfg):
