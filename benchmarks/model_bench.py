@@ -2,11 +2,12 @@
 train.py honours: TRAIN.AMP (autocast: bf16 on CPU, bf16/fp16 on GPU), TRAIN.CHANNELS_LAST
 and TRAIN.COMPILE.
 
-    python -m benchmarks.model_bench [--models tsn,tsm,i3d,slowfast,mfnet3d] [--batch 1]
+    python -m benchmarks.model_bench [--models tsn,tsm,i3d,slowfast,mfnet3d,x3d_s,...] [--batch 1]
                                      [--size 224] [--reps 3] [--no-compile] [--amp both|off|on]
                                      [--amp-dtype bfloat16|float16]
 
-Each model runs at its default input (the zoo's frames and a 224 training crop) on the
+Each model runs at its own input (the zoo's frames; the crop it was published with, or --size
+for the ResNet family: 224) on the
 current device (the first GPU if there is one), through the same helpers train.py uses
 (utils.acceleration, ClipNormalizer), on uint8 clips. The baseline, measured in the same run,
 is fp32, contiguous, eager. Prints a markdown table with the ratio to the baseline.
@@ -27,21 +28,25 @@ from datasets.transforms import build_normalizer  # noqa: E402
 from models import build_model  # noqa: E402
 from utils.acceleration import grad_scaler, maybe_compile, to_channels_last, with_autocast  # noqa: E402
 
-# name, MODEL_NAME, BACKBONE, frames, config.MODEL overrides
+# name, MODEL_NAME, BACKBONE, frames, config.MODEL overrides, crop (None: --size)
 MODELS = {
-    'tsn': ('TSN-R50 8 seg', 'tsn', 'resnet50', 8, {}),
-    'tsm': ('TSM-R50 8 seg', 'tsm', 'resnet50', 8, {}),
-    'i3d': ('I3D-R50 8x8', 'i3d', 'resnet50', 8, {}),
+    'tsn': ('TSN-R50 8 seg', 'tsn', 'resnet50', 8, {}, None),
+    'tsm': ('TSM-R50 8 seg', 'tsm', 'resnet50', 8, {}, None),
+    'i3d': ('I3D-R50 8x8', 'i3d', 'resnet50', 8, {}, None),
     'slowfast': ('SlowFast-R50 4x16', 'slowfast', 'resnet50', 32,
-                 {'SLOWFAST_ALPHA': 8, 'SLOWFAST_FUSION_KERNEL': 5}),
-    'mfnet3d': ('MFNet3D 16x224', 'mfnet3d', 'mfnet3d', 16, {}),
+                 {'SLOWFAST_ALPHA': 8, 'SLOWFAST_FUSION_KERNEL': 5}, None),
+    'mfnet3d': ('MFNet3D 16x224', 'mfnet3d', 'mfnet3d', 16, {}, None),
+    'x3d_s': ('X3D-S 13x160', 'x3d', 'x3d_s', 13, {}, 160),
+    'x3d_m': ('X3D-M 16x224', 'x3d', 'x3d_m', 16, {}, 224),
+    'r2plus1d': ('R(2+1)D-18 16x112', 'r2plus1d', 'resnet18', 16, {}, 112),
+    'videomae_s': ('VideoMAE ViT-S 16x224', 'videomae', 'vit_small', 16, {}, 224),
 }
 
 
 def make_cfg(key, amp, channels_last, compile_model, amp_dtype):
     config.reset()
     cfg = config.ActivityConfig
-    _, cfg.MODEL_NAME, cfg.BACKBONE, frames, overrides = MODELS[key]
+    _, cfg.MODEL_NAME, cfg.BACKBONE, frames, overrides, _ = MODELS[key]
     cfg.DATASET.CLASS_NUM = 400
     cfg.DATA.NUM_SEGMENTS = frames
     for name, value in overrides.items():
@@ -56,7 +61,7 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def seconds_per_clip(cfg, frames, args, device):
+def seconds_per_clip(cfg, frames, size, args, device):
     """Median step time / batch after warm-up steps (compilation happens there)."""
     torch._dynamo.reset()
     torch.manual_seed(0)
@@ -68,7 +73,7 @@ def seconds_per_clip(cfg, frames, args, device):
     optimizer = torch.optim.SGD(bare.parameters(), lr=0.01, momentum=0.9)
     scaler = grad_scaler(cfg, device)
     normalize = build_normalizer(cfg, device)
-    clips = torch.randint(0, 256, (args.batch, 3, frames, args.size, args.size), dtype=torch.uint8)
+    clips = torch.randint(0, 256, (args.batch, 3, frames, size, size), dtype=torch.uint8)
     labels = torch.randint(0, 400, (args.batch,), device=device)
     criterion = nn.CrossEntropyLoss()
     timings = []
@@ -119,15 +124,16 @@ def main(argv=None):
         for compile_model, amp, channels_last in itertools.product(
                 compile_options, amp_options, (False, True)):
             cfg, frames = make_cfg(key, amp, channels_last, compile_model, amp_dtype)
+            size = MODELS[key][5] or args.size
             try:
-                seconds = seconds_per_clip(cfg, frames, args, device)
+                seconds = seconds_per_clip(cfg, frames, size, args, device)
             except Exception as err:          # report and go on: one setting failing is a finding
-                print(f'| {MODELS[key][0]} | {frames}x{args.size}² | {amp and amp_dtype or "fp32"} '
+                print(f'| {MODELS[key][0]} | {frames}x{size}² | {amp and amp_dtype or "fp32"} '
                       f'| {channels_last} | {compile_model} | failed: {type(err).__name__}: '
                       f'{str(err).splitlines()[0][:80]} | |', flush=True)
                 continue
             baseline = baseline or seconds
-            print(f'| {MODELS[key][0]} | {frames}x{args.size}² | {amp and amp_dtype or "fp32"} '
+            print(f'| {MODELS[key][0]} | {frames}x{size}² | {amp and amp_dtype or "fp32"} '
                   f'| {channels_last} | {compile_model} | {seconds * 1000:.1f} '
                   f'| {baseline / seconds:.2f}x |', flush=True)
 

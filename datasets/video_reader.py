@@ -145,10 +145,15 @@ def load_video(path, indices, min_side=0):
                 found = _decode_sequential(container, stream, wanted, min_side)
     except (av.error.FFmpegError, IndexError) as err:
         raise DecodeError(f'cannot decode video {path}: {err}') from err
+    return _clip(found, wanted, indices, f'{path}: has fewer frames than the metafile says')
+
+
+def _clip(found, wanted, indices, shortfall):
+    """The decoded frames in `indices` order, or DecodeError(shortfall ...) when some of the
+    `wanted` ones were not in the video."""
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise DecodeError(f'{path}: has fewer frames than the metafile says '
-                          f'(frame {missing[0] + 1} requested, {len(found)} found)')
+        raise DecodeError(f'{shortfall} (frame {missing[0] + 1} requested, {len(found)} found)')
     return np.stack([found[int(i)] for i in indices])
 
 
@@ -162,11 +167,7 @@ def load_video_bytes(data, indices, name, min_side=0):
             found = _decode_sequential(container, stream, wanted, min_side)
     except (av.error.FFmpegError, IndexError) as err:
         raise DecodeError(f'cannot decode video {name}: {err}') from err
-    missing = [i for i in wanted if i not in found]
-    if missing:
-        raise DecodeError(f'{name}: has fewer frames than packed with it '
-                          f'(frame {missing[0] + 1} requested, {len(found)} found)')
-    return np.stack([found[int(i)] for i in indices])
+    return _clip(found, wanted, indices, f'{name}: has fewer frames than packed with it')
 
 
 def count_video_frames(path):

@@ -33,7 +33,7 @@ MODELS = {
         cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
         dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
         new_length=cfg.DATA.NEW_LENGTH)),
-    'tsm': (RESNETS, lambda cfg: TSM(
+    'tsm': (RESNETS + ('bninception', 'mobilenetv2'), lambda cfg: TSM(
         cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
         dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
         new_length=cfg.DATA.NEW_LENGTH, shift_div=cfg.MODEL.TSM_SHIFT_DIV)),

@@ -2,12 +2,16 @@
 
 Inside every residual block of the 2D ResNet (every other block for ResNet-101 and deeper, as
 published), before the first convolution of the residual branch, 1/8 of the channels are shifted one segment back in time and 1/8 one segment forward
-(zero-filled at the ends); the shortcut keeps the unshifted input ("residual shift"). This
+(zero-filled at the ends); the shortcut keeps the unshifted input ("residual shift"). On
+MobileNetV2 the same in the inverted residuals with a residual sum; on BN-Inception the input
+of each block is shifted as a whole (the 'block' place of the TSM authors and DLAC). This
 mixes neighbouring frames at zero extra parameters and FLOPs, so a 2D network models time.
 """
 import torch
 import torch.nn as nn
 
+from .backbones.bninception import BNInception
+from .backbones.mobilenetv2 import MobileNetV2, shiftable_blocks
 from .backbones.resnet import BasicBlock, Bottleneck
 from .tsn import TSN
 
@@ -50,7 +54,13 @@ def shifted_blocks(backbone):
     """The residual blocks that shift: every block, except in networks whose res4 (layer3) has
     23 or more blocks (ResNet-101, 152), where only every other block of each stage does
     (blocks 0, 2, 4, ...), as in the TSM authors' make_temporal_shift (n_round 2) and
-    mmaction2's ResNetTSM."""
+    mmaction2's ResNetTSM. MobileNetV2: the inverted residuals with a residual sum and an
+    expansion (the TSM authors' online model). BN-Inception: the network itself, which shifts
+    the input of its second stem stage and of each inception block (the 'block' place)."""
+    if isinstance(backbone, MobileNetV2):
+        return shiftable_blocks(backbone)
+    if isinstance(backbone, BNInception):
+        return [backbone]           # one shift module, used before each block ('block' place)
     stages = [getattr(backbone, f'layer{i}', None) for i in range(1, 5)]
     if any(stage is None for stage in stages):
         return []
@@ -65,7 +75,8 @@ class TSM(TSN):
         super().__init__(num_classes, backbone, consensus, dropout, partial_bn, modality, new_length)
         blocks = shifted_blocks(self.backbone)
         if not blocks:
-            raise KeyError(f'TSM shifts inside residual blocks: use a ResNet BACKBONE, not {backbone!r}')
+            raise KeyError(f'TSM shifts inside residual or inception blocks: use a ResNet, '
+                           f'bninception or mobilenetv2 BACKBONE, not {backbone!r}')
         for block in blocks:
             block.temporal_shift = TemporalShift(shift_div)
 

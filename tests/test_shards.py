@@ -24,7 +24,9 @@ def synthetic(tiny_root, *parts):
 
 
 def pack(tiny_root, out, split='train', *options):
-    meta = synthetic(tiny_root, 'MetafileSeq', f'{split}_split1.txt')
+    """DataTool.pack of the tiny set's metafile `split` ('train', 'val', 'val_video', ...)."""
+    name = split.replace('_video', '_split1_video') if split.endswith('_video') else f'{split}_split1'
+    meta = synthetic(tiny_root, 'MetafileSeq', f'{name}.txt')
     code = pack_tool.main(['--meta', meta, '--root', synthetic(tiny_root, 'VideoSeq'),
                            '--out', str(out)] + list(options))
     assert code == 0
@@ -409,3 +411,22 @@ def test_webdataset_itself_reads_our_shards(packed):
     assert first['__key__'] == '000000006'
     assert json.loads(first['json'])['num_frames'] == sum(1 for k in first if k.endswith('.jpg'))
     assert int(first['cls']) == json.loads(first['json'])['label']
+
+
+def test_video_mode_shards_give_the_clips_of_the_video_files(tiny_root, tmp_path):
+    """--mode video packs each file's bytes; clips decoded from them equal those from the files."""
+    index = pack(tiny_root, tmp_path / 'videos', 'val_video', '--shard-size', '2MB')
+    assert index['mode'] == 'video' and index['samples'] == 16
+    spec = str(tmp_path / 'videos' / 'index.json')
+    cfg = shard_config(tiny_root, tmp_path, spec, spec, **{'DATASET.INPUT_TYPE': 'shards'})
+    videos = video_dataset(cfg, parse_metafile(synthetic(tiny_root, 'MetafileSeq', 'val_split1_video.txt')),
+                           'val')
+    loader = build_loader(cfg, build_dataset(cfg, 'val'), 'val', batch_size=4)
+    seen = 0
+    for clips, labels, indices, bad in loader:
+        assert (bad == -1).all()
+        for clip, label, index in zip(clips, labels, indices.tolist()):
+            expected, expected_label, _, _ = videos[index]
+            assert torch.equal(clip, expected) and int(label) == expected_label
+            seen += 1
+    assert seen == 16

@@ -230,3 +230,102 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert set(per_sample.unique().tolist()) == {0.0, 2.0}
     assert (per_sample == per_sample[:, :1]).all() and 0.4 < (per_sample[:, 0] == 0).float().mean() < 0.6
     assert torch.equal(layer.eval()(x), x)
+
+
+# ---------------------------------------------------------------- MobileNetV2, TSM variants
+def tsm_authors_mobilenet_names(model):
+    """Our TSM/TSN-MobileNetV2 state dict in the TSM authors' layout (archs/mobilenet_v2.py:
+    flat conv Sequentials; ops/models.py: base_model., the shift wrapping conv[0] as .net in the
+    expanding residual blocks, new_fc), as DataParallel saved it."""
+    import re
+    shifted = {name.split('.')[2] for name, module in model.named_modules()
+               if type(module).__name__ == 'TemporalShift'}
+    expanding = {'conv.0.0': '0', 'conv.0.1': '1', 'conv.1.0': '3', 'conv.1.1': '4', 'conv.2': '6', 'conv.3': '7'}
+    first = {'conv.0.0': '0', 'conv.0.1': '1', 'conv.1': '3', 'conv.2': '4'}
+    layout = {}
+    for key, value in model.state_dict().items():
+        if key.startswith('head.fc.'):
+            layout['module.new_fc.' + key.rsplit('.', 1)[1]] = value
+            continue
+        m = re.fullmatch(r'backbone\.features\.(\d+)\.(conv\.\d(?:\.\d)?)\.(\w+)', key)
+        if m and m[1] not in ('0', '18'):
+            index = (first if m[1] == '1' else expanding)[m[2]]
+            wrapper = '.net' if index == '0' and m[1] in shifted else ''
+            layout[f'module.base_model.features.{m[1]}.conv.{index}{wrapper}.{m[3]}'] = value
+        else:
+            layout['module.base_model.' + key[len('backbone.'):]] = value
+    return layout
+
+
+def test_tsm_mobilenetv2_from_the_tsm_authors_layout(cfg, tmp_path):
+    from models.tsm import TSM
+    source = randomize(TSM(7, 'mobilenetv2', dropout=0.0)).double()
+    layout = tsm_authors_mobilenet_names(source)
+    assert 'module.base_model.features.3.conv.0.net.weight' in layout        # shifted: residual
+    assert 'module.base_model.features.2.conv.0.weight' in layout            # not: stride/width change
+    assert tuple(layout['module.base_model.features.1.conv.3.weight'].shape) == (16, 32, 1, 1)
+    assert len([k for k in layout if k.endswith('conv.0.net.weight')]) == 10
+    path = save(tmp_path / 'TSM_kinetics_RGB_mobilenetv2_shift8_blockres_avg_segment8_e100_dense.pth',
+                {'epoch': 100, 'arch': 'mobilenetv2', 'state_dict': layout})
+    converted = read_weights(str(path))
+    assert (converted.source, converted.model_name) == ('tsm-authors', 'tsm')
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'tsm', 'mobilenetv2', 7
+    ours = through_pretrained(cfg, path, **{'MODEL.DROPOUT': 0.0})
+    clip = torch.randn(2, 3, 4, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(ours(clip), source(clip))
+
+
+def test_torchvision_mobilenetv2_imagenet_file_into_tsn(cfg, tmp_path):
+    """torchvision's names (3 504 872 parameters, the ImageNet file's count) load by name."""
+    from models.backbones import mobilenetv2
+    imagenet = randomize(mobilenetv2(1000)).double()
+    assert count_parameters(imagenet) == 3504872
+    path = save(tmp_path / 'mobilenet_v2-b0353104.pth', imagenet.state_dict())
+    converted = read_weights(str(path))
+    assert (converted.source, converted.model_name) == ('torchvision', 'tsn')
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'tsn', 'mobilenetv2', 1000
+    ours = through_pretrained(cfg, path, **{'MODEL.DROPOUT': 0.0})
+    frames = torch.randn(3, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():       # one segment per frame: the TSN average of the 2D network's logits
+        expected = imagenet.eval()(frames).mean(dim=0, keepdim=True)
+        assert_same_logits(ours(frames.transpose(0, 1).unsqueeze(0)), expected)
+
+
+def test_tsm_on_bninception_shifts_each_block_input(cfg):
+    """The 'block' place of the TSM authors' BN-Inception: the input of the second stem stage
+    (64 channels) and of each of the 10 inception blocks is shifted; with the same weights TSM
+    and TSN differ."""
+    from models.tsm import TSM, TemporalShift
+    from models.tsn import TSN
+    tsm = randomize(TSM(5, 'bninception', dropout=0.0)).double()
+    calls = []
+    shift = next(m for m in tsm.modules() if isinstance(m, TemporalShift))
+    shift.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[1]))
+    tsn = TSN(5, 'bninception', dropout=0.0).double().eval()
+    tsn.load_state_dict(tsm.state_dict())
+    clip = torch.randn(1, 3, 4, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        assert (tsm(clip) - tsn(clip)).abs().max() > 1e-6
+    assert len(calls) == 11 and calls[:4] == [64, 192, 256, 320]      # stage 2, then 3a, 3b, 3c
+
+
+def test_torchvision_inception_v3_imagenet_file_into_tsn(cfg, tmp_path):
+    """torchvision's names: 27 161 264 parameters with the auxiliary classifier (its weights
+    meta), 23 834 568 without it (AuxLogits: 128x768 + 768x128x5x5 convs, their BNs, a
+    768x1000 fc: 3 326 696); the file's AuxLogits are left out, its input is [-1, 1]."""
+    from models.backbones import inceptionv3
+    imagenet = randomize(inceptionv3(1000)).double()
+    assert count_parameters(imagenet) == 27161264 - 3326696
+    aux = {'AuxLogits.conv0.conv.weight': torch.zeros(128, 768, 1, 1),
+           'AuxLogits.fc.weight': torch.zeros(1000, 768), 'AuxLogits.fc.bias': torch.zeros(1000)}
+    path = save(tmp_path / 'inception_v3_google-0cc3c7bd.pth', {**imagenet.state_dict(), **aux})
+    converted = read_weights(str(path))
+    assert (converted.source, converted.model_name) == ('torchvision', 'tsn')
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'tsn', 'inceptionv3', 1000
+    ours = through_pretrained(cfg, path, **{'MODEL.DROPOUT': 0.0})
+    assert cfg.DATASET.MEAN == [0.5, 0.5, 0.5] and cfg.DATASET.STD == [0.5, 0.5, 0.5]
+    frames = torch.randn(2, 3, 96, 96, dtype=torch.float64)
+    with torch.no_grad():
+        expected = imagenet.eval()(frames).mean(dim=0, keepdim=True)
+        assert_same_logits(ours(frames.transpose(0, 1).unsqueeze(0)), expected)

@@ -57,6 +57,9 @@ class BNInception(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
+        # TSM's 'block' shift (the TSM authors' and DLAC's TSM on BN-Inception): applied to the
+        # input of the second stem stage and of every inception block
+        self.temporal_shift = nn.Identity()
 
     def _add_conv(self, name, in_channels, out_channels, kernel, stride=1):
         self.add_module(name, nn.Conv2d(in_channels, out_channels, kernel, stride=stride,
@@ -103,9 +106,10 @@ class BNInception(nn.Module):
 
     def forward_features(self, x):
         """[N, C, H, W] -> pooled features [N, 1024]."""
-        x = self._run(['conv1_7x7_s2', 'pool1_3x3_s2', 'conv2_3x3_reduce', 'conv2_3x3',
-                       'pool2_3x3_s2'], x)
+        x = self._run(['conv1_7x7_s2', 'pool1_3x3_s2'], x)
+        x = self._run(['conv2_3x3_reduce', 'conv2_3x3', 'pool2_3x3_s2'], self.temporal_shift(x))
         for spec in INCEPTION_BLOCKS:
+            x = self.temporal_shift(x)
             x = torch.cat([self._run(branch, x) for branch in self._branches[spec[0]]], dim=1)
         return torch.flatten(self.global_pool(x), 1)
 

@@ -4,6 +4,7 @@ read into our TSN or TSM. Shifted ResNet blocks wrap conv1 (`conv1.net`): which 
 it must be the ones our TSM shifts (all, or every other block from ResNet-101 on)."""
 import re
 
+from ..backbones.mobilenetv2 import mobilenetv2, shiftable_blocks
 from ..tsm import shift_interval
 from ..weights import WeightsError
 from .common import CAFFE_BGR, IMAGENET, Converted, rename, resnet_depth
@@ -29,13 +30,15 @@ def convert_tsn_layout(state, source):
                            '(the model-zoo issue adds them)')
     if any(k.startswith('base_model.layer2.net.') for k in state):
         raise WeightsError(f'{source} file with temporal pooling (--temporal_pool) has no DLAC counterpart')
+    if 'base_model.features.0.0.weight' in state:
+        return convert_mobilenetv2(state, source)
     ours = rename(squeeze_bn(state), RULES, source)
     if 'backbone.conv1_7x7_s2.weight' in ours:
         return Converted(ours, 'tsn', {'BACKBONE': 'bninception'}, dict(CAFFE_BGR),
                          ['base_model. -> backbone., new_fc -> head.fc',
                           'BN-Inception: BGR, values 0-255, mean [104, 117, 128], std 1',
-                          'a TSM BN-Inception file reads as TSN (its shift has no parameters; '
-                          'DLAC has no TSM on BN-Inception yet)'])
+                          'a TSM BN-Inception file loads the same way into MODEL_NAME tsm '
+                          '(its block shift has no parameters; the file cannot say which it is)'])
     depth = resnet_depth(ours, 'backbone.')
     shifted = sorted(re.match(r'base_model\.(layer\d\.\d+)\.', k)[1] for k in state if '.conv1.net.' in k)
     notes = ['base_model. -> backbone., new_fc -> head.fc']
@@ -50,4 +53,42 @@ def convert_tsn_layout(state, source):
     notes.append(f'TSM: the shift wrapper conv1.net -> conv1 ({len(shifted)} shifted blocks), shift '
                  'div 8 as in every released file')
     return Converted(ours, 'tsm', {'BACKBONE': f'resnet{depth}', 'MODEL.TSM_SHIFT_DIV': 8},
+                     dict(IMAGENET), notes)
+
+
+# the TSM authors' MobileNetV2 (archs/mobilenet_v2.py) keeps each inverted residual as one flat
+# Sequential; ours (torchvision's names) nests conv-BN-ReLU6 triples
+MOBILENET_EXPANDING = {'0': 'conv.0.0', '1': 'conv.0.1', '3': 'conv.1.0', '4': 'conv.1.1', '6': 'conv.2', '7': 'conv.3'}
+MOBILENET_FIRST = {'0': 'conv.0.0', '1': 'conv.0.1', '3': 'conv.1', '4': 'conv.2'}
+
+
+def _mobilenet_key(match):
+    block, layer, rest = match[1], match[2], match[3]
+    table = MOBILENET_FIRST if block == '1' else MOBILENET_EXPANDING
+    return f'backbone.features.{block}.{table[layer]}.{rest}'
+
+
+MOBILENET_RULES = [
+    (r'base_model\.features\.(\d+)\.conv\.(\d)(?:\.net)?\.(.+)', _mobilenet_key),
+    (r'base_model\.features\.(0|18)\.(.+)', r'backbone.features.\1.\2'),
+    (r'new_fc\.(weight|bias)', r'head.fc.\1'),
+]
+
+
+def convert_mobilenetv2(state, source):
+    """The TSM authors' (TSM or TSN) MobileNetV2: the flat conv indices to torchvision's; the
+    shift wrapper (`conv.0.net`) must sit where our TSM shifts."""
+    ours = rename(state, MOBILENET_RULES, source)
+    shifted = sorted(int(k.split('.')[2]) for k in state if k.endswith('.conv.0.net.weight'))
+    notes = ["base_model.features.N.conv.K (the TSM authors' flat layout) -> torchvision's names, "
+             'new_fc -> head.fc']
+    if not shifted:
+        return Converted(ours, 'tsn', {'BACKBONE': 'mobilenetv2'}, dict(IMAGENET), notes)
+    reference = mobilenetv2(num_classes=0)
+    position = {id(block): index for index, block in enumerate(reference.features)}
+    expected = sorted(position[id(block)] for block in shiftable_blocks(reference))
+    if shifted != expected:
+        raise WeightsError(f'{source} TSM MobileNetV2 shifts blocks {shifted}, DLAC\'s shifts {expected}')
+    notes.append(f'TSM: the shift wrapper conv.0.net -> conv.0.0 ({len(shifted)} shifted blocks)')
+    return Converted(ours, 'tsm', {'BACKBONE': 'mobilenetv2', 'MODEL.TSM_SHIFT_DIV': 8},
                      dict(IMAGENET), notes)
