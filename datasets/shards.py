@@ -130,10 +130,10 @@ def read_samples(url, skip=0, take=None, keep=None):
                             return
                     position, files = position + 1, {'__key__': key, '__position__': position + 1}
                 if position < skip or (keep is not None and not keep(files, extension)):
-                    _skip_bytes(handle, _padded(size))
+                    _skip_bytes(handle, _padded(size), url)
                     continue
                 files[extension] = _read_exactly(handle, size, url)
-                _skip_bytes(handle, _padded(size) - size)
+                _skip_bytes(handle, _padded(size) - size, url)
                 if extension == 'json':
                     files['meta'] = _json_or_none(files['json'])
         if files is not None and position >= skip and (take is None or yielded < take):
@@ -159,7 +159,8 @@ def tar_members(handle, url):
         if header == bytes(BLOCK):
             return                          # the end-of-archive blocks
         if len(header) < BLOCK:
-            raise ShardError(f'{url}: truncated (ends {"before the end-of-archive blocks" if not header else "inside a tar header"})')
+            where = 'inside a tar header' if header else 'before the end-of-archive blocks'
+            raise ShardError(f'{url}: truncated (it ends {where})')
         stored = header[148:156].split(b'\0', 1)[0].strip()
         if not stored or int(stored, 8) != sum(header[:148]) + 256 + sum(header[156:]):
             raise ShardError(f'{url}: damaged tar header (checksum)')
@@ -170,13 +171,13 @@ def tar_members(handle, url):
             name = header[345:500].split(b'\0', 1)[0] + b'/' + name
         if kind in (b'L', b'x'):             # the next member's long name
             data = _read_exactly(handle, size, url)
-            _skip_bytes(handle, _padded(size) - size)
+            _skip_bytes(handle, _padded(size) - size, url)
             long_name = data.rstrip(b'\0') if kind == b'L' else _pax_path(data) or long_name
             continue
         if kind in (b'0', b'\0', b'7'):
             yield (long_name or name).decode('utf-8'), size
         else:
-            _skip_bytes(handle, _padded(size))
+            _skip_bytes(handle, _padded(size), url)
         long_name = None
 
 
@@ -199,7 +200,8 @@ def _read_exactly(handle, size, url):
     return data
 
 
-def _skip_bytes(handle, count):
+def _skip_bytes(handle, count, url=''):
+    """Past `count` bytes: a seek where the handle can, else read and dropped."""
     if count <= 0:
         return
     if getattr(handle, 'seekable', lambda: False)():
@@ -208,7 +210,7 @@ def _skip_bytes(handle, count):
     while count > 0:
         chunk = handle.read(min(count, 1 << 20))
         if not chunk:
-            raise ShardError('truncated (the archive ends inside a member)')
+            raise ShardError(f'{url}: truncated (it ends inside a member)')
         count -= len(chunk)
 
 

@@ -212,19 +212,23 @@ def test_resuming_a_checkpoint_of_another_model_exits_2(tiny_root, tmp_path):
     ('tsm', 'resnet18', '4 segments x 1 crops'), ('i3d', 'resnet18', '2 clips x 3 crops'),
     ('slowfast', 'resnet18', '2 clips x 3 crops'), ('mfnet3d', 'mfnet3d', '2 clips x 3 crops'),
     ('x3d', 'x3d_xs', '2 clips x 3 crops'), ('r2plus1d', 'resnet18', '2 clips x 3 crops'),
-    ('videomae', 'vit_small', '2 clips x 3 crops')])
+    ('videomae', 'vit_small', '2 clips x 3 crops'), ('tsm', 'mobilenetv2', '4 segments x 1 crops'),
+    ('tsm', 'bninception', '4 segments x 1 crops'), ('tsn', 'inceptionv3', '4 segments x 1 crops')])
 def test_every_zoo_model_trains_and_evaluates(tiny_root, tmp_path, name, backbone, views):
-    """train.py and evaluate.py take each model as they are, with its own sampling and views."""
+    """train.py and evaluate.py take each model as they are, with its own sampling and views
+    (Inception-v3 at 80 px, the smallest input it takes)."""
+    crop = 80 if backbone == 'inceptionv3' else 32
     overrides = tiny_overrides(tiny_root, tmp_path, **{
         'MODEL_NAME': name, 'BACKBONE': backbone, 'EXP_TAG': 'zoo', 'TRAIN.EPOCHS': 1,
-        'DATASET.SCALE_SIZE': 36, 'DATASET.CROP_SIZE': 32, 'DATA.NUM_SEGMENTS': 4,
-        'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4, 'VAL.NUM_SEGMENTS': 0,
-        'VAL.NUM_CLIPS': 2 if name != 'tsm' else 0})
+        'DATASET.SCALE_SIZE': crop + 4, 'DATASET.CROP_SIZE': crop, 'DATA.NUM_SEGMENTS': 4,
+        'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4,
+        'VAL.NUM_SEGMENTS': 4 if name in ('tsm', 'tsn') else 0,
+        'VAL.NUM_CLIPS': 2 if name not in ('tsm', 'tsn') else 0})
     assert run_main(train, overrides) == 0
     folder = osp.join(str(tmp_path), 'ar_output', name, 'zoo')
     with open(osp.join(folder, 'config.yaml'), encoding='utf-8') as handle:
         saved = yaml.safe_load(handle)
-    assert saved['DATASET']['SAMPLING'] == ('segment' if name == 'tsm' else 'dense')
+    assert saved['DATASET']['SAMPLING'] == ('segment' if name in ('tsm', 'tsn') else 'dense')
     assert run_main(evaluate, overrides) == 0
     with open(osp.join(folder, 'eval', 'report.json'), encoding='utf-8') as handle:
         report = json.load(handle)
