@@ -24,7 +24,8 @@ class DatasetConfigError(ValueError):
 def check_data(cfg, splits=('train', 'val')):
     """Everything about the data that can be checked before training starts, reported at once:
     the video folder, and every line of the metafiles (format, frame counts, labels against
-    DATASET.CLASS_NUM, duplicates). Raises one MetafileError naming file:line for each."""
+    DATASET.CLASS_NUM, duplicates), or for splits read from packed shards their index.
+    Raises one MetafileError naming file:line for each."""
     problems = []
     paths = {'train': cfg.DATASET.TRAIN_META_PATH, 'val': cfg.DATASET.VAL_META_PATH}
     from_metafiles = [split for split in splits if not shard_spec(cfg, split)]
@@ -98,12 +99,12 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
     train = split == 'train'
     if batch_size is None:
         batch_size = cfg.TRAIN.BASE_BATCH_SIZE if train else cfg.VAL.BATCH_SIZE
+    if isinstance(dataset, ShardDataset):
+        return _shard_loader(cfg, dataset, batch_size, num_replicas, rank)
     if sampler is None:
         sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train,
                                       num_replicas=num_replicas, rank=rank, pad=train)
     workers = cfg.DATASET.NUM_WORKERS
-    if isinstance(dataset, ShardDataset):
-        return _shard_loader(cfg, dataset, batch_size, num_replicas, rank)
     drop_last = train and len(sampler) >= batch_size
     common = dict(batch_size=batch_size, sampler=sampler, num_workers=workers,
                   pin_memory=torch.cuda.is_available(), drop_last=drop_last,

@@ -25,7 +25,9 @@ SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'i3d': ('resnet18', {'DATA.CLIP_LEN': 4}),
          'slowfast': ('resnet18', {'DATA.CLIP_LEN': 8, 'MODEL.SLOWFAST_ALPHA': 4}),
          'x3d': ('x3d_xs', {'DATA.CLIP_LEN': 4}),
-         'videomae': ('vit_small', {'DATA.CLIP_LEN': 4})}
+         'videomae': ('vit_small', {'DATA.CLIP_LEN': 4}),
+         'r2plus1d': ('resnet18', {'DATA.CLIP_LEN': 4}),
+         'tsm': ('mobilenetv2', {'VAL.NUM_SEGMENTS': 3})}
 
 
 def small_experiment(cfg, tmp_path, model_name, classes=4):
@@ -46,12 +48,12 @@ def small_experiment(cfg, tmp_path, model_name, classes=4):
     return model
 
 
-@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d', 'videomae'])
+@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d', 'videomae', 'r2plus1d', 'tsm'])
 def test_export_writes_both_formats_that_match_pytorch(cfg, tmp_path, model_name):
     model = small_experiment(cfg, tmp_path, model_name)
     meta = export_model.export(cfg)
     out = osp.join(config.exp_dir(cfg), 'export')
-    frames = 3 if model_name == 'tsn' else SMALL[model_name][1]['DATA.CLIP_LEN']
+    frames = 3 if model_name in ('tsn', 'tsm') else SMALL[model_name][1]['DATA.CLIP_LEN']
     assert meta['input']['shape'] == ['batch', 3, frames, 48, 48]
     assert max(meta['parity'].values()) <= 1e-4 and meta['opset'] >= 17
     assert open(osp.join(out, 'labels.txt')).read().splitlines() == [f'class_{i}' for i in range(4)]
