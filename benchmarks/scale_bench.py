@@ -45,7 +45,7 @@ def write_metafile(path, lines, seed=0):
     rng = np.random.default_rng(seed)
     alphabet = np.frombuffer(b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_',
                              dtype=np.uint8)
-    ids = alphabet[rng.integers(len(alphabet), size=(lines, 11))].view(f'S11').ravel()
+    ids = alphabet[rng.integers(len(alphabet), size=(lines, 11))].view('S11').ravel()
     labels = rng.integers(NUM_CLASSES, size=lines)
     frames = rng.integers(60, 301, size=lines)
     starts = rng.integers(0, 900, size=lines)
@@ -84,7 +84,7 @@ def worker(records, barrier, results, slot):
 
 def measure(kind, meta, workers):
     """One implementation in this (fresh) process: a dict of its figures."""
-    import datasets              # both: a loader worker's parent has the data pipeline loaded
+    import datasets  # noqa: F401 - both: a loader worker's parent has the data pipeline loaded
     from datasets.loaders import share_with_workers
     if kind == 'legacy':
         from benchmarks.legacy_records import check_metafile

@@ -20,6 +20,20 @@ class ClassifierHead(nn.Module):
         return self.fc(self.dropout(features))
 
 
+class PooledRecognizer(nn.Module):
+    """A 3D network whose clip features are its backbone's maps averaged: subclasses set
+    `self.backbone` and `self.head` (timm's split: forward_features, then forward_head)."""
+
+    def forward_features(self, x):
+        return global_pool(self.backbone(x))
+
+    def forward_head(self, features):
+        return self.head(features)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
 def global_pool(maps):
     """[N, C, T, H, W] or [N, C, H, W] feature maps -> [N, C] by averaging."""
     return maps.flatten(2).mean(dim=2)

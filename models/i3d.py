@@ -5,13 +5,12 @@ mmaction2's I3D (its 32x2x1 configs) also halves time in the stem conv and the s
 `stem_temporal_stride=(2, 2)`. `non_local` (MODEL.NON_LOCAL): I3D-NL, with a non-local block
 after every other block of res3 and res4 (5 for ResNet-50).
 """
-import torch.nn as nn
 
 from .backbones.resnet3d import ResNet3dPathway
-from .heads import ClassifierHead, global_pool
+from .heads import ClassifierHead, PooledRecognizer
 
 
-class I3D(nn.Module):
+class I3D(PooledRecognizer):
     def __init__(self, num_classes, depth=50, dropout=0.5, in_channels=3, stem_temporal_stride=(1, 1),
                  inflate_conv2=False, non_local=None):
         super().__init__()
@@ -19,12 +18,3 @@ class I3D(nn.Module):
                                         stem_temporal_stride=tuple(stem_temporal_stride),
                                         inflate_conv2=inflate_conv2, non_local=non_local)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)
-
-    def forward_features(self, x):
-        return global_pool(self.backbone(x))
-
-    def forward_head(self, features):
-        return self.head(features)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))

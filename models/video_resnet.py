@@ -13,7 +13,7 @@ Input [N, 3, T, H, W] (torchvision's: 16 frames at 112x112, Kinetics mean/std be
 """
 import torch.nn as nn
 
-from .heads import ClassifierHead, global_pool
+from .heads import ClassifierHead, PooledRecognizer
 
 KINETICS_VIDEO = {'DATASET.MEAN': [0.43216, 0.394666, 0.37645],
                   'DATASET.STD': [0.22803, 0.22145, 0.216989],
@@ -104,7 +104,7 @@ class VideoResNetBackbone(nn.Module):
         return x
 
 
-class VideoResNet(nn.Module):
+class VideoResNet(PooledRecognizer):
     """One of VARIANTS with a dropout + fc head (torchvision's has no dropout: set
     MODEL.DROPOUT 0 to match it exactly in training)."""
 
@@ -114,12 +114,3 @@ class VideoResNet(nn.Module):
             raise KeyError(f'unknown video ResNet {variant!r}; choose one of {sorted(VARIANTS)}')
         self.backbone = VideoResNetBackbone(variant)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)
-
-    def forward_features(self, x):
-        return global_pool(self.backbone(x))
-
-    def forward_head(self, features):
-        return self.head(features)
-
-    def forward(self, x):
-        return self.forward_head(self.forward_features(x))

@@ -336,7 +336,6 @@ def test_train_py_on_shards_resumes_mid_epoch_like_an_uninterrupted_run(tiny_roo
                                                                          monkeypatch):
     """SIGTERM at step 3 of epoch 2, then the same command: the same weights and losses as
     one uninterrupted run (the resumed epoch re-enters the same shard order)."""
-    import signal  # noqa: F401 - the fault injection sends SIGTERM to this process
     import train
     from conftest import run_main
     small = {'DATASET.INPUT_TYPE': 'shards', 'DATASET.SHARDS': packed['train_index'],
