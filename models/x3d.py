@@ -140,6 +140,9 @@ class X3D(nn.Module):
         self.head = X3DHead(self.backbone.num_features, self.backbone.inner, num_classes, dropout)
         self.num_features = HEAD_WIDTH
         kaiming_init(self)
+        for module in self.modules():     # each block starts as the identity (PySlowFast's
+            if isinstance(module, X3DBlock):          # ZERO_INIT_FINAL_BN, on in its X3D configs)
+                nn.init.zeros_(module.bn_c.weight)
         nn.init.normal_(self.head.fc.weight, 0.0, 0.01)
         nn.init.zeros_(self.head.fc.bias)
 
