@@ -25,7 +25,7 @@ TUBELET, PATCH, MLP_RATIO = 2, 16, 4
 def sinusoid_table(positions, width):
     """VideoMAE's position table [positions, width]: sin on even, cos on odd channels, with
     wavelengths 10000^(2i/width); float32 like the original."""
-    position = np.arange(positions)[:, None]
+    position = np.arange(int(positions))[:, None]
     exponent = 2 * (np.arange(width) // 2) / width
     angles = position / np.power(10000, exponent)[None, :]
     angles[:, 0::2], angles[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
