@@ -139,13 +139,19 @@ def load_video(path, indices, min_side=0):
                 except _LostTrack:
                     found = {}
         if len(found) < len(wanted):
-            with av.open(path) as container:
-                stream = container.streams.video[0]
-                stream.thread_type = 'AUTO'
-                found = _decode_sequential(container, stream, wanted, min_side)
+            found = _decode_in_order(path, wanted, min_side)
     except (av.error.FFmpegError, IndexError) as err:
         raise DecodeError(f'cannot decode video {path}: {err}') from err
     return _clip(found, wanted, indices, f'{path}: has fewer frames than the metafile says')
+
+
+def _decode_in_order(source, wanted, min_side):
+    """{position: frame} of the `wanted` frames of a video (a path or a file object),
+    decoded from its start."""
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        return _decode_sequential(container, stream, wanted, min_side)
 
 
 def _clip(found, wanted, indices, shortfall):
@@ -161,10 +167,7 @@ def load_video_bytes(data, indices, name, min_side=0):
     """load_video for a video already in memory (a packed shard's member), decoded in order."""
     wanted = sorted(set(int(i) for i in indices))
     try:
-        with av.open(io.BytesIO(data)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = 'AUTO'
-            found = _decode_sequential(container, stream, wanted, min_side)
+        found = _decode_in_order(io.BytesIO(data), wanted, min_side)
     except (av.error.FFmpegError, IndexError) as err:
         raise DecodeError(f'cannot decode video {name}: {err}') from err
     return _clip(found, wanted, indices, f'{name}: has fewer frames than packed with it')
