@@ -37,6 +37,7 @@ from utils.exported_model import TorchPredictor, exported_input, exported_module
 from utils.progress import progress
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.safe_text import spreadsheet_row
 
 
 def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, extra):
@@ -48,8 +49,8 @@ def write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, ex
         writer.writerow(['index', 'class', 'videos', 'correct', 'accuracy'])
         for index, name in enumerate(class_names):
             accuracy = '' if np.isnan(accuracies[index]) else f'{accuracies[index]:.2f}'
-            writer.writerow([index, name, int(matrix[index].sum()), int(matrix[index, index]),
-                             accuracy])
+            writer.writerow(spreadsheet_row([index, name, int(matrix[index].sum()),
+                                             int(matrix[index, index]), accuracy]))
     save_confusion_png(matrix, class_names, osp.join(eval_dir, 'confusion.png'),
                        title=f"{cfg.MODEL_NAME}/{cfg.BACKBONE}: top1 {metrics['top1']:.1f}%")
     np.savez(osp.join(eval_dir, 'scores.npz'), scores=scores, labels=labels,

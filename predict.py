@@ -42,6 +42,7 @@ from utils.distributed import DistContext
 from utils.exported_model import TorchPredictor, exported_input, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
+from utils.safe_text import from_spreadsheet_cell, printable_path, spreadsheet_row
 from utils.trained_model import class_names_for, default_checkpoint, load_model
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 
@@ -60,7 +61,7 @@ def list_inputs(path):
         raise FileNotFoundError(f'--input {path}: no such file or folder')
     if path.lower().endswith(LIST_SUFFIXES):
         base = osp.dirname(osp.abspath(path))
-        with open(path, encoding='utf-8') as handle:
+        with open(path, encoding='utf-8', errors='surrogateescape') as handle:   # names as the disk has them
             lines = [re.split(r'[,\t]', line.strip())[0] for line in handle
                      if line.strip() and not line.lstrip().startswith('#')]
         return [osp.abspath(osp.join(base, line)) for line in lines]
@@ -130,7 +131,9 @@ def unreadable_reason(dataset, index):
 # ---------------------------------------------------------------- the outputs
 class PredictionFiles:
     """predictions.jsonl / .csv and unreadable.csv in `out_dir`, appended to as batches
-    finish; `done` holds the paths a previous run already wrote."""
+    finish; `done` holds the paths a previous run already wrote. Paths are written as
+    printable UTF-8 (a name that is not UTF-8 shows its bytes as \\xNN) and CSV cells that a
+    spreadsheet would run as formulas are escaped (utils.safe_text)."""
 
     def __init__(self, out_dir, topk):
         os.makedirs(out_dir, exist_ok=True)
@@ -142,7 +145,7 @@ class PredictionFiles:
                 self.done.update(json.loads(line)['path'] for line in handle if line.strip())
         if osp.isfile(self.unreadable):
             with open(self.unreadable, encoding='utf-8', newline='') as handle:
-                self.done.update(row['path'] for row in csv.DictReader(handle))
+                self.done.update(from_spreadsheet_cell(row['path']) for row in csv.DictReader(handle))
         self._header(self.csv, ['path'] + [f'{kind}{rank}' for rank in range(1, topk + 1)
                                            for kind in ('class', 'score')] + ['views', 'seconds'])
         self._header(self.unreadable, ['path', 'reason'])
@@ -153,18 +156,23 @@ class PredictionFiles:
             with open(path, 'w', encoding='utf-8', newline='') as handle:
                 csv.writer(handle).writerow(columns)
 
+    def is_done(self, path):
+        return printable_path(path) in self.done
+
     def add(self, path, scores, names, views, seconds):
         order = np.argsort(-scores)[:self.topk]
         top = [[names[i], round(float(scores[i]), 6)] for i in order]
+        path = printable_path(path)
         with open(self.jsonl, 'a', encoding='utf-8') as handle:
             handle.write(json.dumps({'path': path, 'top': top, 'views': views,
                                      'seconds': round(seconds, 4)}) + '\n')
         with open(self.csv, 'a', encoding='utf-8', newline='') as handle:
-            csv.writer(handle).writerow([path] + [v for pair in top for v in pair] + [views, round(seconds, 4)])
+            csv.writer(handle).writerow(spreadsheet_row(
+                [path] + [v for pair in top for v in pair] + [views, round(seconds, 4)]))
 
     def add_unreadable(self, path, reason):
         with open(self.unreadable, 'a', encoding='utf-8', newline='') as handle:
-            csv.writer(handle).writerow([path, reason])
+            csv.writer(handle).writerow(spreadsheet_row([printable_path(path), printable_path(reason)]))
 
 
 # ---------------------------------------------------------------- the model
@@ -204,7 +212,7 @@ def run_prediction(cfg, args):
         parse_views(args.views, cfg)
     paths = list_inputs(args.input)
     files = PredictionFiles(out_dir, args.topk)
-    todo = [path for path in paths if path not in files.done]
+    todo = [path for path in paths if not files.is_done(path)]
     logger.info('%d files under %s: %d done by an earlier run, %d to predict with %s', len(paths),
                 args.input, len(paths) - len(todo), len(todo), views_text(cfg))
     if not todo:
@@ -235,7 +243,7 @@ def run_prediction(cfg, args):
             else:
                 reason = unreadable_reason(dataset, index)
                 files.add_unreadable(todo[index], reason)
-                logger.warning('cannot read %s: %s', todo[index], reason)
+                logger.warning('cannot read %s: %s', printable_path(todo[index]), reason)
                 counts['unreadable'] += 1
         bar.update(len(indices))
     bar.close()

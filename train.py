@@ -55,14 +55,15 @@ def validate(model, loader, device, cfg, ctx=DistContext()):
     return metrics
 
 
-def precise_bn(model, loader, cfg, ctx, logger):
-    """BN.USE_PRECISE_STATS: exact BN statistics of BN.NUM_BATCHES_PRECISE training batches."""
+def precise_bn(model, loader, cfg, ctx, logger, weights):
+    """BN.USE_PRECISE_STATS: exact BN statistics of BN.NUM_BATCHES_PRECISE training batches;
+    `weights` ('raw' or 'EMA') names the copy in the log."""
     normalize = build_normalizer(cfg, ctx.device)
     batches = (normalize(clips) for clips, *_ in loader)
     limited = (clips for _, clips in zip(range(cfg.BN.NUM_BATCHES_PRECISE), batches))
     layers = recompute_bn_stats(model, limited, ctx)
-    logger.info('precise BN: statistics of %d layers recomputed on up to %d training batches',
-                layers, cfg.BN.NUM_BATCHES_PRECISE)
+    logger.info('precise BN: statistics of %d layers of the %s weights recomputed on up to %d '
+                'training batches', layers, weights, cfg.BN.NUM_BATCHES_PRECISE)
 
 
 def validate_epoch(run, epoch, record):
@@ -76,7 +77,7 @@ def validate_epoch(run, epoch, record):
     for name, module, runnable in candidates:
         if cfg.BN.USE_PRECISE_STATS:
             begin_epoch(run['train_loader'], epoch)
-            precise_bn(module, run['train_loader'], cfg, ctx, logger)
+            precise_bn(module, run['train_loader'], cfg, ctx, logger, 'raw' if name == 'raw' else 'EMA')
         metrics = validate(runnable, run['val_loader'], ctx.device, cfg, ctx)
         if metrics is None:
             continue

@@ -36,7 +36,7 @@ fi
   || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }
 if [ "${1:-}" = "--test" ]; then
   # found, not imported: timm and pytorchvideo import torchvision, which the tests stand in for
-  "$py" -c "import importlib.util as u, sys; missing = [m for m in ('pytest', 'pytest_timeout', 'skvideo', 'timm', 'pretrainedmodels', 'pytorchvideo', 'fvcore', 'mmaction', 'mmengine', 'mmcv') if u.find_spec(m) is None]; sys.exit(f'missing: {missing}' if missing else 0)" \
+  "$py" -c "import importlib.util as u, sys; missing = [m for m in ('pytest', 'pytest_timeout', 'hypothesis', 'skvideo', 'timm', 'pretrainedmodels', 'pytorchvideo', 'fvcore', 'mmaction', 'mmengine', 'mmcv') if u.find_spec(m) is None]; sys.exit(f'missing: {missing}' if missing else 0)" \
     || { echo "[setup] the test tools failed to install; see the messages above" >&2; exit 1; }
 fi
 echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

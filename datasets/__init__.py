@@ -10,7 +10,7 @@ import torch
 from .decoding import DecodeError
 from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, ShardLoader, share_with_workers
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
-from .shards import ShardDataset, ShardError, shard_list
+from .shards import ShardDataset, ShardError, missing_shards, shard_list
 from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
                       read_class_names)
 from .transforms import ClipNormalizer, build_normalizer, build_transform
@@ -24,8 +24,8 @@ class DatasetConfigError(ValueError):
 def check_data(cfg, splits=('train', 'val')):
     """Everything about the data that can be checked before training starts, reported at once:
     the video folder, and every line of the metafiles (format, frame counts, labels against
-    DATASET.CLASS_NUM, duplicates), or for splits read from packed shards their index.
-    Raises one MetafileError naming file:line for each."""
+    DATASET.CLASS_NUM, duplicates), or for splits read from packed shards their index and
+    that their local shard files exist. Raises one MetafileError naming file:line for each."""
     problems = []
     paths = {'train': cfg.DATASET.TRAIN_META_PATH, 'val': cfg.DATASET.VAL_META_PATH}
     from_metafiles = [split for split in splits if not shard_spec(cfg, split)]
@@ -36,10 +36,17 @@ def check_data(cfg, splits=('train', 'val')):
         if split in from_metafiles:
             problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM)[1]
             continue
+        spec = shard_spec(cfg, split)
         try:
-            shard_list(shard_spec(cfg, split), cfg.DATASET.SHARD_INDEX)
+            urls = shard_list(spec, cfg.DATASET.SHARD_INDEX)[0]
         except ShardError as err:
             problems.append(str(err))
+            continue
+        missing = missing_shards(urls)
+        if missing:
+            more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
+            problems.append(f'{spec}: {len(missing)} of the {len(urls)} shard files it lists are '
+                            f'missing: {", ".join(missing[:5])}{more}')
     if problems:
         raise MetafileError(problem_report(problems, 'the dataset settings and metafiles'))
 
@@ -68,7 +75,7 @@ def build_dataset(cfg, split):
     spec = shard_spec(cfg, split) if split != 'test' else ''
     if spec:
         return ShardDataset(spec, video_dataset(cfg, [], split), shuffle_buffer=cfg.DATASET.SHUFFLE_BUFFER,
-                            index_url=cfg.DATASET.SHARD_INDEX)
+                            index_url=cfg.DATASET.SHARD_INDEX, class_num=cfg.DATASET.CLASS_NUM)
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
     return video_dataset(cfg, parse_metafile(meta_path, cfg.DATASET.CLASS_NUM), split)
 

@@ -17,25 +17,48 @@ steps. Validation splits the N
 positions into S nearly equal parts, each read once. A sample that cannot be decoded, or that
 a truncated shard lost, is replaced by a recent good one and flagged (the `bad` field), as
 VideoDataset does; the counts never change, so processes stay in step.
+
+What is trusted: DATASET.SHARDS and DATASET.SHARD_INDEX are the user's own words and may be
+any URL gopen opens, `pipe:` commands run by a shell included. Everything read through them
+is data, checked before use. A shard name in an index.json must be a plain file name (ASCII
+letters, digits, '.', '_' and '-', beginning with a letter or digit: no folder, scheme, space
+or shell character; see check_shard_name), because the shard URLs are the index's URL with its
+file name replaced: `/d/index.json` -> `/d/<name>`, and `pipe:cat /d/index.json` ->
+`pipe:cat /d/<name>`, a shell command; such a name stays one word naming one file of that
+folder. An index that breaks these rules, or whose fields have the wrong types, is a
+ShardError naming it and the entry. Tar headers are checked as they are read (checksum,
+octal or base-256 sizes, UTF-8 names): a damaged one ends its shard like a truncation. A
+sample's K.json is checked (check_sample_meta: types, frame count, label within
+DATASET.CLASS_NUM, a known extension): a bad one, or any failure decoding its bytes, makes an
+unreadable sample, replaced and flagged as above.
 """
 import collections
 import contextlib
+import io
 import json
 import logging
 import os
 import posixpath
+import re
 
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .decoding import DecodeError, decode_image_bytes, gather_frames
+from .records import VIDEO_EXTENSIONS
 from .video_reader import load_video_bytes
 
 logger = logging.getLogger('dlac.data')
 INDEX_FORMAT = 'dlac-shards/1'
 INDEX_NAME = 'index.json'
+PACKING_MODES = ('frames', 'video')
 SHUFFLE_STREAM, REPLACEMENT_STREAM = 7907, 7919
 RECENT_GOOD = 8          # good samples kept to stand in for a bad one
+SHARD_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
+SHARD_NAME_LIMIT = 255   # a file name's length on common file systems
+FRAME_EXTENSIONS = ('jpg', 'jpeg', 'png')
+VIDEO_FILE_EXTENSIONS = tuple(extension.lstrip('.') for extension in VIDEO_EXTENSIONS)
+MAX_FRAMES = 2 ** 31 - 1  # what the samplers' integer arithmetic is meant for
 
 
 class ShardError(ValueError):
@@ -49,6 +72,17 @@ def open_url(url, mode='rb'):
         return webdataset.gopen(url, mode)
     except Exception as err:  # noqa: BLE001 - gopen raises what its handler raises
         raise ShardError(f'cannot open {url}: {err}') from err
+
+
+def local_path(url):
+    """The file a shard URL names on this machine, or None for another scheme (pipe:, http:)."""
+    path = url[len('file:'):] if url.startswith('file:') else url
+    return None if ':' in path.split('/')[0] else path
+
+
+def missing_shards(urls):
+    """The local shard files of `urls` that do not exist (URLs of other schemes are not tried)."""
+    return [url for url in urls if local_path(url) is not None and not os.path.isfile(local_path(url))]
 
 
 # ---------------------------------------------------------------- the index
@@ -74,7 +108,7 @@ def shard_list(spec, index_url=''):
     index = read_index(index_url)
     listed = {entry['name']: entry['samples'] for entry in index['shards']}
     base = posixpath.dirname(index_url)
-    if urls is None:
+    if urls is None:       # names checked by read_index: each stays one file of `base`
         urls = [posixpath.join(base, entry['name']) for entry in index['shards']]
     unknown = [url for url in urls if posixpath.basename(url.split()[-1]) not in listed]
     if unknown:
@@ -88,20 +122,55 @@ def shard_list(spec, index_url=''):
 
 
 def read_index(url):
+    """The index DataTool.pack wrote at `url`, every field the reader uses checked: anything
+    else is a ShardError naming `url` (an index may come from anywhere; see the module's note)."""
     try:
         with open_url(url) as handle:
             index = json.loads(handle.read().decode('utf-8'))
     except (ShardError, OSError) as err:
         raise ShardError(f'cannot read the shard index {url}: {err}') from err
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ShardError(f'{url}: not a JSON shard index ({err})') from err
-    if index.get('format') != INDEX_FORMAT:
-        raise ShardError(f'{url}: not a DLAC shard index (format {index.get("format")!r}, '
-                         f'expected {INDEX_FORMAT!r}); write one with python -m DataTool.pack')
-    if not index.get('complete'):
-        raise ShardError(f'{url}: packing has not finished ({len(index["shards"])} shards so '
-                         f'far); run the same DataTool.pack command again to complete it')
+    found = index.get('format') if isinstance(index, dict) else f'a JSON {type(index).__name__}'
+    if found != INDEX_FORMAT:
+        raise ShardError(f'{url}: not a DLAC shard index (format {found!r}, expected '
+                         f'{INDEX_FORMAT!r}); write one with python -m DataTool.pack')
+    entries = index.get('shards')
+    if not isinstance(entries, list):
+        raise ShardError(f'{url}: "shards" is {entries!r:.60}, not a list of shard entries')
+    if index.get('complete') is not True:
+        raise ShardError(f'{url}: packing has not finished ({len(entries)} shards so far); run '
+                         f'the same DataTool.pack command again to complete it')
+    if index.get('mode', 'frames') not in PACKING_MODES:
+        raise ShardError(f'{url}: "mode" is {index.get("mode")!r:.60}, expected one of '
+                         f'{", ".join(PACKING_MODES)}')
+    seen = set()
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ShardError(f'{url}: shard entry {position} is {entry!r:.60}, not an object with '
+                             f'its name, samples and first')
+        name = check_shard_name(entry.get('name'), url, position)
+        for field in ('samples', 'first'):
+            value = entry.get(field)
+            if type(value) is not int or value < 0:          # a bool is not a count
+                raise ShardError(f'{url}: shard entry {position} ({name}): {field} is '
+                                 f'{value!r:.60}, not a count (an integer, 0 or more)')
+        if name in seen:
+            raise ShardError(f'{url}: shard entry {position} lists {name} twice')
+        seen.add(name)
     return index
+
+
+def check_shard_name(name, index_url, position):
+    """`name` of shard entry `position` of `index_url` when it is a plain file name beside the
+    index (the module's note says why), else ShardError naming both."""
+    if isinstance(name, str) and len(name) <= SHARD_NAME_LIMIT and SHARD_NAME.fullmatch(name):
+        return name
+    shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + '...'
+    raise ShardError(f'{index_url}: shard entry {position} is named {shown}; a shard name must '
+                     f'be a plain file name beside the index (ASCII letters, digits, ".", "_" '
+                     f'and "-", beginning with a letter or digit, at most {SHARD_NAME_LIMIT}): '
+                     f'no folder, URL scheme, space or shell character')
 
 
 # ---------------------------------------------------------------- reading a tar stream
@@ -116,7 +185,8 @@ def read_samples(url, skip=0, take=None, keep=None):
     """Samples of one shard in order as {extension: bytes}, after leaving out the first
     `skip` (not read into memory) and up to `take` of them. keep(files so far, extension) ->
     bool may leave out members not needed (seeked over in a local file). A truncated or
-    damaged tar ends the shard with a warning; the caller counts what is missing."""
+    damaged tar ends the shard with a warning; the caller counts what is missing. `meta` is
+    the sample's K.json parsed (None when it is not JSON), not yet checked."""
     position, yielded, files = -1, 0, None      # position: number of the sample being read
     try:
         with _open_shard(url) as handle:
@@ -147,12 +217,18 @@ def read_samples(url, skip=0, take=None, keep=None):
 # A tar reader of our own: tarfile's member parsing took two thirds of the time of reading a
 # frames shard, and a sample's frames come 300 members at a time.
 BLOCK = 512
+CHUNK = 1 << 20              # larger reads and skips go by pieces, after a look at what is left
+LONG_NAME_LIMIT = 1 << 16    # a GNU long name or pax header larger than this is damage
+OCTAL = re.compile(rb'[0-7]+')
 
 
 def tar_members(handle, url):
     """(name, size) of each regular file in a tar stream, the handle left at its data (the
     caller reads or skips size rounded up to 512). Handles ustar, GNU long names and pax
-    paths; raises ShardError on a damaged header or a truncated file."""
+    paths. Sizes: octal, or GNU base-256 (first byte 0x80, as tar writes members of 8 GiB
+    and more), parsed; a negative base-256 size (0xff) is damage. Raises ShardError (and
+    nothing else) on a damaged header (bad checksum, a field that is not a number, a name
+    that is not UTF-8) or a truncated file."""
     long_name = None
     while True:
         header = handle.read(BLOCK)
@@ -161,24 +237,60 @@ def tar_members(handle, url):
         if len(header) < BLOCK:
             where = 'inside a tar header' if header else 'before the end-of-archive blocks'
             raise ShardError(f'{url}: truncated (it ends {where})')
-        stored = header[148:156].split(b'\0', 1)[0].strip()
-        if not stored or int(stored, 8) != sum(header[:148]) + 256 + sum(header[156:]):
-            raise ShardError(f'{url}: damaged tar header (checksum)')
-        size = int(header[124:136].split(b'\0', 1)[0].strip() or b'0', 8)
+        _check_checksum(header, url)
+        size = _member_size(header, url)
         kind = header[156:157]
-        name = header[:100].split(b'\0', 1)[0]
-        if header[257:262] == b'ustar' and header[345:346] != b'\0':
-            name = header[345:500].split(b'\0', 1)[0] + b'/' + name
         if kind in (b'L', b'x'):             # the next member's long name
+            if size > LONG_NAME_LIMIT:
+                raise ShardError(f'{url}: damaged tar header (a long name of {size} bytes)')
             data = _read_exactly(handle, size, url)
             _skip_bytes(handle, _padded(size) - size, url)
             long_name = data.rstrip(b'\0') if kind == b'L' else _pax_path(data) or long_name
             continue
         if kind in (b'0', b'\0', b'7'):
-            yield (long_name or name).decode('utf-8'), size
+            yield _text(long_name or _ustar_name(header), url), size
         else:
             _skip_bytes(handle, _padded(size), url)
         long_name = None
+
+
+def _check_checksum(header, url):
+    """POSIX: the octal sum of the header's bytes, the checksum field counted as 8 spaces;
+    stored as 6 digits, NUL, space (or other NUL/space endings). As tarfile, the sum of the
+    bytes read as signed chars (old tars) is accepted too."""
+    stored = header[148:156].split(b'\0', 1)[0].strip()
+    if not OCTAL.fullmatch(stored):
+        raise ShardError(f'{url}: damaged tar header (checksum field {header[148:156]!r})')
+    unsigned = sum(header) - sum(header[148:156]) + 8 * 32
+    if int(stored, 8) == unsigned:
+        return
+    high = sum(1 for byte in header[:148] + header[156:] if byte > 127)
+    if int(stored, 8) != unsigned - 256 * high:
+        raise ShardError(f'{url}: damaged tar header (checksum)')
+
+
+def _member_size(header, url):
+    field = header[124:136]
+    if field[0] == 0x80:                  # GNU base-256: big-endian in the other 11 bytes
+        return int.from_bytes(field[1:], 'big')
+    digits = field.split(b'\0', 1)[0].strip()
+    if digits and not OCTAL.fullmatch(digits):
+        raise ShardError(f'{url}: damaged tar header (size field {field!r})')
+    return int(digits, 8) if digits else 0
+
+
+def _ustar_name(header):
+    name = header[:100].split(b'\0', 1)[0]
+    if header[257:262] == b'ustar' and header[345:346] != b'\0':
+        name = header[345:500].split(b'\0', 1)[0] + b'/' + name
+    return name
+
+
+def _text(name, url):
+    try:
+        return name.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ShardError(f'{url}: damaged tar header (a name that is not UTF-8: {name[:60]!r})') from None
 
 
 def _pax_path(data):
@@ -193,11 +305,28 @@ def _padded(size):
     return -(-size // BLOCK) * BLOCK
 
 
+def _fewer_left(handle, count):
+    """Whether a local file's handle has fewer than `count` bytes after its position (False
+    for a stream, which cannot tell)."""
+    try:
+        return os.fstat(handle.fileno()).st_size - handle.tell() < count
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 def _read_exactly(handle, size, url):
-    data = handle.read(size)
-    if len(data) < size:
-        raise ShardError(f'{url}: truncated (a member ends early)')
-    return data
+    """`size` bytes, or ShardError when the shard ends first. A size from a damaged header is
+    never allocated up front: a local file is asked what it holds, a stream read by pieces."""
+    if size > CHUNK and _fewer_left(handle, size):
+        raise ShardError(f'{url}: truncated or damaged (a member of {size} bytes, more than is left)')
+    pieces, wanted = [], size
+    while wanted > 0:
+        piece = handle.read(min(wanted, CHUNK))
+        if not piece:
+            raise ShardError(f'{url}: truncated (a member ends early)')
+        pieces.append(piece)
+        wanted -= len(piece)
+    return pieces[0] if len(pieces) == 1 else b''.join(pieces)
 
 
 def _skip_bytes(handle, count, url=''):
@@ -205,10 +334,12 @@ def _skip_bytes(handle, count, url=''):
     if count <= 0:
         return
     if getattr(handle, 'seekable', lambda: False)():
+        if count > CHUNK and _fewer_left(handle, count):
+            raise ShardError(f'{url}: truncated or damaged (a member of {count} bytes, more than is left)')
         handle.seek(count, os.SEEK_CUR)
         return
     while count > 0:
-        chunk = handle.read(min(count, 1 << 20))
+        chunk = handle.read(min(count, CHUNK))
         if not chunk:
             raise ShardError(f'{url}: truncated (it ends inside a member)')
         count -= len(chunk)
@@ -218,8 +349,8 @@ def _skip_bytes(handle, count, url=''):
 def _open_shard(url):
     """A local file is opened for random access, so members not kept are seeked over;
     anything else (pipe:, http:, ...) is streamed through webdataset's gopen."""
-    local = url[len('file:'):] if url.startswith('file:') else url
-    if ':' not in local.split('/')[0] and os.path.isfile(local):
+    local = local_path(url)
+    if local is not None and os.path.isfile(local):
         with open(local, 'rb') as handle:
             yield handle
         return
@@ -229,10 +360,36 @@ def _open_shard(url):
 
 def _json_or_none(data):
     try:
-        meta = json.loads(data.decode('utf-8'))
-    except ValueError:
+        return json.loads(data.decode('utf-8'))
+    except (ValueError, RecursionError):
         return None
-    return meta if isinstance(meta, dict) and {'num_frames', 'label'} <= set(meta) else None
+
+
+def check_sample_meta(meta, mode, class_num, what):
+    """`meta` (a sample's parsed K.json, None when unreadable) when it can make a clip of a
+    shard packed in `mode`: num_frames an int from 1, label an int in [0, class_num) (class_num
+    None: from 0), a known frame_ext or video_ext, path a string. Else DecodeError naming
+    `what` and every problem, so the sample is replaced like an unreadable one."""
+    if meta is None:
+        raise DecodeError(f'{what}: no json member readable as UTF-8 JSON')
+    if not isinstance(meta, dict):
+        raise DecodeError(f'{what}: is not a JSON object but a {type(meta).__name__}')
+    problems = []
+    frames, label = meta.get('num_frames'), meta.get('label')
+    if type(frames) is not int or not 0 < frames <= MAX_FRAMES:
+        problems.append(f'num_frames {frames!r:.40} is not a frame count (an integer from 1)')
+    if type(label) is not int or label < 0 or (class_num is not None and label >= class_num):
+        classes = f'in [0, {class_num})' if class_num is not None else '(an integer from 0)'
+        problems.append(f'label {label!r:.40} is not a class number {classes}')
+    field, known = (('video_ext', VIDEO_FILE_EXTENSIONS) if mode == 'video'
+                    else ('frame_ext', FRAME_EXTENSIONS))
+    if not isinstance(meta.get(field), str) or meta[field] not in known:
+        problems.append(f'{field} {meta.get(field)!r:.40} is not one of {", ".join(known)}')
+    if not isinstance(meta.get('path'), str):
+        problems.append(f'path {meta.get("path")!r:.40} is not a string')
+    if problems:
+        raise DecodeError(f'{what}: ' + '; '.join(problems))
+    return meta
 
 
 # ---------------------------------------------------------------- the dataset
@@ -243,8 +400,10 @@ class ShardDataset(IterableDataset):
     Yields (clip, label, index, bad) like VideoDataset; `index` is the sample's number in the
     packed set."""
 
-    def __init__(self, spec, clips, num_replicas=1, rank=0, shuffle_buffer=100, index_url=''):
+    def __init__(self, spec, clips, num_replicas=1, rank=0, shuffle_buffer=100, index_url='',
+                 class_num=None):
         self.spec = spec
+        self.class_num = class_num            # labels outside [0, class_num) are bad samples
         self.urls, self.counts, self.first, index = shard_list(spec, index_url)
         self.total = int(self.counts.sum())
         self.mode_of_packing = index.get('mode', 'frames')
@@ -334,16 +493,26 @@ class ShardDataset(IterableDataset):
                 yield first + skip + lost, None
 
     def _keep(self, files, extension, index):
-        """While reading: frames mode keeps only the frames the sampler will ask for."""
-        if extension in ('json', 'cls') or self.mode_of_packing != 'frames':
-            return True
-        meta = files.get('meta')
-        if meta is None:
+        """While reading: frames mode keeps only the frames the sampler will ask for (all of
+        them when no K.json came first, none when it is bad: the sample is replaced)."""
+        if extension in ('json', 'cls') or self.mode_of_packing != 'frames' or 'json' not in files:
             return True
         if 'wanted' not in files:         # the sampler's draw, from the sample's own stream
-            rng = self.clips._rng(index)
-            files['wanted'] = {f'{i:05d}' for i in self.clips.sample_indices(meta['num_frames'], rng)}
+            try:
+                meta = self._meta(index, files)
+            except DecodeError:
+                files['wanted'] = set()
+            else:
+                rng = self.clips._rng(index)
+                files['wanted'] = {f'{i:05d}' for i in self.clips.sample_indices(meta['num_frames'], rng)}
         return extension.partition('.')[0] in files['wanted']
+
+    def _meta(self, index, files):
+        """Sample `index`'s checked K.json; DecodeError when it is lost or unusable."""
+        if files is None:
+            raise DecodeError(f'{self.describe(index)}: lost (truncated shard)')
+        return check_sample_meta(files.get('meta'), self.mode_of_packing, self.class_num,
+                                 f'{self.describe(index)}: {files["__key__"]}.json')
 
     def _shuffled(self, raw, worker):
         if self.shuffle_buffer <= 1:
@@ -362,30 +531,33 @@ class ShardDataset(IterableDataset):
             yield buffer[j]
 
     def make_clip(self, index, files):
-        """The clip of sample `index` from its shard members, as VideoDataset makes it."""
-        if files is None:
-            raise DecodeError(f'{self.describe(index)}: lost (truncated shard)')
-        if files.get('meta') is None:
-            raise DecodeError(f'{self.describe(index)}: no readable {files["__key__"]}.json '
-                              f'(path, num_frames, label) in the shard')
-        meta, rng = files['meta'], self.clips._rng(index)
+        """The clip of sample `index` from its shard members, as VideoDataset makes it. Any
+        failure to decode the sample's bytes is a DecodeError: the sample is replaced."""
+        meta, rng = self._meta(index, files), self.clips._rng(index)
         indices = self.clips.sample_indices(meta['num_frames'], rng)
-        name = f'{self.describe(index)} ({meta.get("path", "")})'
+        name = f'{self.describe(index)} ({meta["path"]})'
+        try:
+            frames = self._decode(files, meta, indices, name)
+        except DecodeError:
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever a decoder raises on these bytes
+            raise DecodeError(f'{name}: cannot decode ({type(err).__name__}: {err})') from err
+        return self.clips.make_clip(frames, rng), meta['label']
+
+    def _decode(self, files, meta, indices, name):
         if self.mode_of_packing == 'video':
             extension = meta['video_ext']
             if extension not in files:
                 raise DecodeError(f'{name}: no .{extension} member')
-            frames = load_video_bytes(files[extension], indices, name, self.clips.min_side)
-        else:
-            extension = meta['frame_ext']
+            return load_video_bytes(files[extension], indices, name, self.clips.min_side)
+        extension = meta['frame_ext']
 
-            def read(i, out):
-                data = files.get(f'{i:05d}.{extension}')
-                if data is None:
-                    raise DecodeError(f'{name}: frame {i} is missing from the shard')
-                return decode_image_bytes(data, f'{name}.{i:05d}.{extension}', self.clips.min_side, out)
-            frames = gather_frames(indices, read, name)
-        return self.clips.make_clip(frames, rng), int(meta['label'])
+        def read(i, out):
+            data = files.get(f'{i:05d}.{extension}')
+            if data is None:
+                raise DecodeError(f'{name}: frame {i} is missing from the shard')
+            return decode_image_bytes(data, f'{name}.{i:05d}.{extension}', self.clips.min_side, out)
+        return gather_frames(indices, read, name)
 
     def __iter__(self):
         info = get_worker_info()

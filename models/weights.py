@@ -29,7 +29,18 @@ def _describe(keys, limit=8):
     return ', '.join(keys[:limit]) + more
 
 
-def _raise_if_problems(module, source, missing, unexpected, mismatched):
+def refuse_nonfinite(state_dict, source='state dict'):
+    """WeightsError naming the tensors that hold NaN or Inf: such weights would turn every
+    output into NaN (a diverged run's file, or a damaged one), so they are refused before use."""
+    bad = [key for key, value in state_dict.items()
+           if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise WeightsError(f'{source} holds NaN or Inf values in {len(bad)} tensor'
+                           f'{"s" * (len(bad) != 1)}: {_describe(bad)}. The file is damaged or '
+                           f'comes from a run that diverged; refused')
+
+
+def _raise_if_problems(target, source, missing, unexpected, mismatched):
     problems = []
     if missing:
         problems.append(f'missing keys: {_describe(missing)}')
@@ -38,17 +49,19 @@ def _raise_if_problems(module, source, missing, unexpected, mismatched):
     if mismatched:
         problems.append(f'shape mismatch (file vs model): {_describe(mismatched)}')
     if problems:
-        raise WeightsError(f'{source} does not fit {type(module).__name__}: ' + '; '.join(problems))
+        raise WeightsError(f'{source} does not fit {target}: ' + '; '.join(problems))
 
 
-def load_into(module, state_dict, ignore_prefixes=(), source='state dict'):
+def load_into(module, state_dict, ignore_prefixes=(), source='state dict', target=None):
     """Copy every tensor of `state_dict` into `module` by name, shapes equal.
 
     Keys starting with one of `ignore_prefixes` are skipped in the file and may be absent from
-    it. Missing keys, unexpected keys and shape mismatches raise WeightsError naming them; BN
+    it. Missing keys, unexpected keys and shape mismatches raise WeightsError naming them
+    (`target` says what they do not fit; default the module's class name); BN
     `num_batches_tracked` counters absent from older files are tolerated.
-    Returns the list of ignored file keys.
+    Tensors holding NaN or Inf are refused by name. Returns the list of ignored file keys.
     """
+    refuse_nonfinite(state_dict, source)
     own = module.state_dict()
     prefixes = tuple(ignore_prefixes)
     ignored = [k for k in state_dict if k.startswith(prefixes)]
@@ -56,11 +69,16 @@ def load_into(module, state_dict, ignore_prefixes=(), source='state dict'):
     missing = [k for k in own if k not in incoming and not k.endswith('num_batches_tracked')
                and not (prefixes and k.startswith(prefixes))]
     unexpected = [k for k in incoming if k not in own]
-    mismatched = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in incoming.items()
-                  if k in own and own[k].shape != v.shape]
-    _raise_if_problems(module, source, missing, unexpected, mismatched)
+    mismatched = [f'{k} {_shape(v)} vs {tuple(own[k].shape)}' for k, v in incoming.items()
+                  if k in own and (not torch.is_tensor(v) or own[k].shape != v.shape)]
+    _raise_if_problems(target or type(module).__name__, source, missing, unexpected, mismatched)
     module.load_state_dict(incoming, strict=False)
     return ignored
+
+
+def _shape(value):
+    return tuple(value.shape) if torch.is_tensor(value) else f'({type(value).__name__}, not a tensor)'
+
 
 
 def inflate_tensor(weight, target_shape):
@@ -100,6 +118,7 @@ def identity_shortcut(module, prefix):
 def load_backbone_state(module, state_dict, source='state dict'):
     """Load a 2D backbone file into `module` (2D or an inflated 3D network) by name, leaving out
     the file's classifier. Returns the list of left-out keys."""
+    refuse_nonfinite(state_dict, source)
     own = module.state_dict()
     ignored = [k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES) and k not in own]
     state_dict = dict(state_dict)
@@ -127,7 +146,7 @@ def load_backbone_state(module, state_dict, source='state dict'):
         else:
             incoming[key] = weight
     unexpected = [k for k in state_dict if k not in own and k not in ignored]
-    _raise_if_problems(module, source, missing, unexpected, mismatched)
+    _raise_if_problems(type(module).__name__, source, missing, unexpected, mismatched)
     module.load_state_dict(incoming, strict=False)
     return ignored
 

@@ -58,6 +58,21 @@ def tiny_overrides(root, snapshot, **extra):
     return pairs
 
 
+def save_random_checkpoint(overrides):
+    """best.pth of the experiment that `overrides` (KEY VALUE) describe, with random weights
+    (seed 0): what predict, evaluate and export tests need without training."""
+    import torch
+    from models import build_model
+    from utils.checkpoint import save_atomic
+    config.reset()
+    cfg = config.ActivityConfig
+    config.merge_list(overrides, cfg)
+    config.resolve_paths(cfg)
+    torch.manual_seed(0)
+    save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 1, 'config': config.to_plain(cfg)},
+                osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
+
+
 def require(condition, reason):
     """Skip the test when `condition` is false, except under CI=true, where the test tools are
     installed by .ci/run and a missing one is a failure, not a silent skip."""

@@ -217,6 +217,27 @@ def test_mmaction2_without_config_text_infers_from_shapes(tmp_path):
     assert any('inferred from fusion kernel 7' in note for note in converted.notes)
 
 
+@pytest.mark.parametrize('with_config, non_local_cfg, expected', [
+    (False, None, (True, False)),                    # no config text: the published i3d_nl config
+    (True, {'mode': 'embedded_gaussian'}, (False, True)),     # config without them: mmcv's defaults
+    (True, {'mode': 'embedded_gaussian', 'sub_sample': True, 'use_scale': True}, (True, True))],
+    ids=['no-config-text', 'config-leaves-them-out', 'config-sets-them'])
+def test_mmaction2_non_local_options_with_and_without_config_text(cfg, tmp_path, with_config,
+                                                                  non_local_cfg, expected):
+    """sub_sample and use_scale change the outputs, so each case is checked on logits."""
+    model_config = mm_i3d_nl()
+    if non_local_cfg is not None:
+        model_config['backbone']['non_local_cfg'] = dict(non_local_cfg, norm_cfg=dict(type='BN3d'))
+    reference = mmaction_model(model_config).double()
+    path = mm_checkpoint(tmp_path / 'i3d_nl.pth', reference, model_config, with_config=with_config)
+    clip = torch.randn(1, 3, 16, 64, 64, dtype=torch.float64)
+    expected_logits = mm_logits(reference, clip, False)
+    converted = read_weights(str(path))
+    assert (converted.options['MODEL.NON_LOCAL_SUBSAMPLE'], converted.options['MODEL.NON_LOCAL_SCALED']) == expected
+    cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'i3d', 'resnet50', 10
+    assert_same_logits(through_pretrained(cfg, path)(clip), expected_logits)
+
+
 # ---------------------------------------------------------------- pytorchvideo 0.1.5
 def linspace_frames(clip, alpha):
     frames = clip.shape[2]

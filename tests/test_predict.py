@@ -9,15 +9,12 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 import config
 import evaluate
 import export_model
 import predict
-from conftest import run_main, tiny_overrides
-from models import build_model
-from utils.checkpoint import save_atomic
+from conftest import run_main, save_random_checkpoint, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +33,7 @@ def videos(tiny_root, tmp_path):
     (folder / 'broken.mp4').write_bytes(b'\x00\x00\x00\x18ftypmp42 but nothing else')
     (folder / 'notes.txt').write_text('not a video\n', encoding='utf-8')
     overrides = tiny_overrides(tiny_root, tmp_path, **{'DATASET.INPUT_TYPE': 'video', 'VAL.NUM_CROPS': 3})
-    config.reset()
-    cfg = config.ActivityConfig
-    config.merge_list(overrides, cfg)
-    config.resolve_paths(cfg)
-    torch.manual_seed(0)
-    save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 1, 'config': config.to_plain(cfg)},
-                osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
+    save_random_checkpoint(overrides)
     return folder, relative, overrides
 
 

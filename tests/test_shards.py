@@ -429,3 +429,83 @@ def test_video_mode_shards_give_the_clips_of_the_video_files(tiny_root, tmp_path
             assert torch.equal(clip, expected) and int(label) == expected_label
             seen += 1
     assert seen == 16
+
+
+BAD_SAMPLE_JSON = {6: {'label': 99}, 7: {'label': 'abc'}, 8: {'frame_ext': None},
+                   9: {'num_frames': 0}, 10: {'num_frames': 'x'}, 11: [1, 2, 3]}
+
+
+def rewrite_sample_json(path, changes=BAD_SAMPLE_JSON):
+    """Sample number -> the fields to change in its K.json (None: remove the field; a
+    non-dict: the whole JSON), the shard otherwise as packed."""
+    import io
+    with tarfile.open(path) as archive:
+        members = [(member, archive.extractfile(member).read()) for member in archive]
+    with tarfile.open(path, 'w', format=tarfile.USTAR_FORMAT) as archive:
+        for member, data in members:
+            number = int(member.name.split('.')[0])
+            if member.name.endswith('.json') and number in changes:
+                change = changes[number]
+                meta = json.loads(data)
+                if isinstance(change, dict):
+                    meta.update(change)
+                    meta = {k: v for k, v in meta.items() if v is not None}
+                else:
+                    meta = change
+                data = json.dumps(meta).encode()
+                member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+
+
+def test_bad_sample_json_is_replaced_and_counted_and_never_reaches_the_loss(tiny_root, tmp_path,
+                                                                            packed, dlac_log):
+    """label 99 with DATASET.CLASS_NUM 8, label 'abc', no frame_ext, num_frames 0 or 'x', a
+    JSON list: each sample is flagged like an unreadable one, and every label that comes out
+    is one of the 8 classes."""
+    index = damaged_copy(packed, tmp_path, rewrite_sample_json)
+    cfg = shard_config(tiny_root, tmp_path, index, index)
+    assert cfg.DATASET.CLASS_NUM == 8
+    for split in ('val', 'train'):
+        loader = build_loader(cfg, build_dataset(cfg, split), split, batch_size=4)
+        begin_epoch(loader, 0)
+        indices, labels, bad = [], [], []
+        for _, batch_labels, batch_indices, batch_bad in loader:
+            indices += batch_indices.tolist()
+            labels += batch_labels.tolist()
+            bad += [b for b in batch_bad.tolist() if b >= 0]
+        assert len(indices) == 24 and sorted(bad) == sorted(BAD_SAMPLE_JSON)
+        assert all(label in range(8) for label in labels)
+        if split == 'train':
+            assert not set(bad) & set(indices)
+    for reason in ('label 99', "label 'abc'", 'frame_ext', 'num_frames 0', "num_frames 'x'",
+                   'not a JSON object'):
+        assert reason in dlac_log.text
+
+
+def test_any_error_decoding_a_sample_is_counted_not_fatal(tiny_root, tmp_path, packed, monkeypatch):
+    """Not only DecodeError: whatever a decoder raises on a sample's bytes flags the sample."""
+    from datasets import shards
+    decode = shards.decode_image_bytes
+
+    def failing(data, name, *args):
+        if name.startswith('sample 3 of') and name.split(' (')[0].endswith('-000000.tar'):
+            raise ZeroDivisionError('a decoder bug')
+        return decode(data, name, *args)
+    monkeypatch.setattr(shards, 'decode_image_bytes', failing)
+    cfg = shard_config(tiny_root, tmp_path, packed['train_index'], packed['train_index'])
+    loader = build_loader(cfg, build_dataset(cfg, 'val'), 'val', batch_size=6)
+    bad = [b for batch in loader for b in batch[3].tolist() if b >= 0]
+    assert bad == [3]
+
+
+def test_check_data_names_the_missing_shard_files(tiny_root, tmp_path, packed):
+    from datasets import MetafileError, check_data
+    index = damaged_copy(packed, tmp_path, os.remove)
+    os.remove(osp.join(osp.dirname(index), 'train_split1-000003.tar'))
+    cfg = shard_config(tiny_root, tmp_path, index, packed['val_index'])
+    with pytest.raises(MetafileError) as refused:
+        check_data(cfg)
+    message = str(refused.value)
+    assert 'train_split1-000001.tar' in message and 'train_split1-000003.tar' in message
+    assert '2 of the 4 shard files' in message and index in message
+    check_data(shard_config(tiny_root, tmp_path, packed['train_index'], packed['val_index']))

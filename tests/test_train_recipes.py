@@ -38,7 +38,9 @@ def test_a_run_with_every_recipe_feature_trains_resumes_and_evaluates(tiny_root,
         log = handle.read()
     assert 'epoch 1 [3/3]' in log and 'epoch 1 [4/3]' not in log     # 6 batches of 4: 3 steps
     assert 'optimizer batch 8 (4 per process x 1 processes x 2 accumulated)' in log
-    assert 'validation (EMA weights)' in log and 'precise BN: statistics of 20 layers' in log
+    assert 'validation (EMA weights)' in log
+    assert 'precise BN: statistics of 20 layers of the raw weights' in log
+    assert 'precise BN: statistics of 20 layers of the EMA weights' in log
     last = torch.load(osp.join(folder(tmp_path), 'checkpoints', 'last.pth'), weights_only=True)
     best = torch.load(osp.join(folder(tmp_path), 'checkpoints', 'best.pth'), weights_only=True)
     assert set(last['ema']) == set(last['model']) and best['weights'] in ('raw', 'ema')

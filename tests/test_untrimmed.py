@@ -16,7 +16,7 @@ videos = videos_fixture          # the fixture: rendered videos, a corrupt file,
 from datasets.clip_spec import ClipSpec
 from DataTool.Synthetic.render import CLASS_NAMES, render_clip
 from utils.metrics import average_precision, mean_average_precision
-from utils.untrimmed import merge_segments, pool, predict_windows, window_starts
+from utils.untrimmed import merge_segments, pool, predict_windows, score_untrimmed, window_starts
 
 FIRST, SECOND = 0, 4            # move_left, then rotate_clockwise: another shape and hue
 
@@ -59,9 +59,35 @@ def test_two_classes_in_a_row_rank_first_and_second_and_make_two_segments():
     segments = merge_segments(scores, starts, window, 150, 16.0, list(CLASS_NAMES))
     assert [s['class'] for s in segments] == [CLASS_NAMES[FIRST], CLASS_NAMES[SECOND]]
     assert segments[0]['start_frame'] == 0 and segments[-1]['end_frame'] == 150
-    assert abs(segments[0]['end_frame'] - 60) <= window                   # the true boundary
+    assert abs(segments[0]['end_frame'] - 60) <= window / 2               # the true boundary
     assert segments[1]['start_time'] == pytest.approx(segments[0]['end_frame'] / 16.0, abs=1e-3)
     assert all(0 < s['score'] <= 1 for s in segments)
+
+
+def test_window_starts_cover_every_frame_at_the_edges():
+    assert window_starts(16, 16, 8) == [0]                                 # one window, exactly the video
+    assert window_starts(17, 16, 8) == [0, 1]                              # the last one ends at the end
+    assert window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert window_starts(41, 16, 8) == [0, 8, 16, 24, 25]
+
+
+def test_a_video_as_long_as_the_window_is_one_window():
+    spec = ClipSpec('dense', 8, 2, 1, 72, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    frames = [np.zeros((72, 72, 3), dtype=np.uint8)] * 16
+    pooled, windows = score_untrimmed(frames, spec, lambda clips: np.full((len(clips), 3), 1 / 3),
+                                      window=16, stride=8)
+    assert windows['starts'] == [0] and windows['window'] == 16
+    np.testing.assert_allclose(pooled, [1 / 3] * 3)
+
+
+def test_segment_boundaries_fall_midway_between_window_centres():
+    """Windows of 8 frames every 4 over 20 frames (centres 4, 8, 12, 16): the first two say
+    class 1, the last two class 2, so the change is midway between centres 8 and 12."""
+    scores = np.array([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]])
+    segments = merge_segments(scores, [0, 4, 8, 12], 8, 20, 5.0, ['a', 'b', 'c'])
+    assert [(s['class'], s['start_frame'], s['end_frame']) for s in segments] == [('b', 0, 10), ('c', 10, 20)]
+    assert (segments[0]['end_time'], segments[1]['start_time'], segments[1]['end_time']) == (2.0, 2.0, 4.0)
+    assert segments[0]['score'] == pytest.approx(0.75) and segments[1]['windows'] == 2
 
 
 def test_pooling_formulas():
@@ -110,6 +136,15 @@ def test_mean_average_precision_is_activitynet_s():
     assert mean_average_precision(scores, labels) == pytest.approx((1 + 2 / 3) / 2 * 100)
     assert average_precision(scores[:, 0], np.zeros(4, dtype=bool)) is None
     assert mean_average_precision(np.eye(3), np.arange(3)) == pytest.approx(100.0)
+
+
+def test_map_leaves_out_classes_without_videos():
+    """ActivityNet's mAP averages over the classes present: a class with no video has no AP."""
+    scores = np.array([[0.9, 0.1, 0.5], [0.8, 0.2, 0.9], [0.3, 0.7, 0.2], [0.6, 0.4, 0.1]])
+    labels = np.array([0, 1, 1, 0])                       # nobody is class 2
+    assert average_precision(scores[:, 2], labels == 2) is None
+    assert mean_average_precision(scores, labels) == pytest.approx((1 + 2 / 3) / 2 * 100)
+    assert mean_average_precision(scores[:, :2], labels) == mean_average_precision(scores, labels)
 
 
 @pytest.mark.slow

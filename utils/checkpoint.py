@@ -25,6 +25,12 @@ def tensor_checksum(state_dict):
     return digest.hexdigest()
 
 
+def is_state_dict(value):
+    """A dict of tensors by text name: what a model's weights must be, whatever the file says."""
+    return (isinstance(value, dict) and all(isinstance(key, str) for key in value)
+            and all(torch.is_tensor(tensor) for tensor in value.values()))
+
+
 def _fsync_folder(folder):
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
@@ -78,16 +84,21 @@ def _refusal(path, err):
 
 
 def load_checkpoint(path, map_location='cpu'):
-    """Load with weights_only=True: a file that would run code on load is refused. A
-    checkpoint that carries a checksum of its model weights is verified."""
+    """Load with weights_only=True: a file that would run code on load is refused. The file
+    must hold a dict with string keys (every weight layout does); a checkpoint that carries a
+    checksum of its model weights is verified."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise CheckpointError(_refusal(path, err)) from err
-    if isinstance(state, dict) and 'checksum' in state and 'model' in state:
-        if tensor_checksum(state['model']) != state['checksum']:
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        what = type(state).__name__ if not isinstance(state, dict) else 'a dict with non-text keys'
+        raise CheckpointError(f'{path} is not a weight file: it holds {what}, not a dict of '
+                              f'named tensors')
+    if 'checksum' in state and 'model' in state:
+        if not is_state_dict(state['model']) or tensor_checksum(state['model']) != state['checksum']:
             raise CheckpointError(f'{path} is damaged: its model weights do not match the '
                                   f'checksum saved with them')
     return state

@@ -6,8 +6,12 @@ import os
 
 from config import to_plain
 from models import WeightsError
+from models.weights import load_into
 
-from .checkpoint import load_checkpoint, load_resume_checkpoint, save_atomic, tensor_checksum
+from .checkpoint import (CheckpointError, is_state_dict, load_checkpoint, load_resume_checkpoint,
+                         save_atomic, tensor_checksum)
+
+RESUME_KEYS = ('model', 'optimizer', 'epoch', 'best_top1', 'history')
 
 
 def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema=None):
@@ -26,23 +30,31 @@ def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema
         state, path = load_resume_checkpoint(path, logger)
     else:
         state = load_checkpoint(path)
-    head = state.get('model', {}).get('head.fc.weight')
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing or not is_state_dict(state['model']):
+        raise CheckpointError(f'{path} is not a training checkpoint (last.pth): it lacks '
+                              f'{", ".join(missing) or "a model state dict"}. TRAIN.RESUME continues '
+                              f'a run; to start from weights, use MODEL.PRETRAINED')
+    head = state['model'].get('head.fc.weight')
     if head is not None and head.shape[0] != cfg.DATASET.CLASS_NUM:
         raise WeightsError(f'{path} was trained for {head.shape[0]} classes but DATASET.CLASS_NUM '
                            f'is {cfg.DATASET.CLASS_NUM}: set DATASET.CLASS_NUM {head.shape[0]}, or '
                            "start fresh with --resume '' or another EXP_TAG (to fine-tune from it, "
                            'use MODEL.PRETRAINED, which re-initialises the classifier)')
+    experiment = f'this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, {cfg.DATASET.CLASS_NUM} classes)'
     try:
-        model.load_state_dict(state['model'])
+        load_into(model, state['model'], source=path, target=experiment)
+        if ema is not None:
+            load_into(ema.module, state['ema'] if state.get('ema') else state['model'],
+                      source=f'{path} (EMA weights)', target=experiment)
         optimizer.load_state_dict(state['optimizer'])
         if scaler.is_enabled() and state.get('scaler'):
             scaler.load_state_dict(state['scaler'])
-        if ema is not None:
-            ema.load_state_dict(state['ema'] if state.get('ema') else state['model'])
-    except (RuntimeError, ValueError, KeyError) as err:
-        raise WeightsError(f'{path} does not fit this experiment ({cfg.MODEL_NAME}/{cfg.BACKBONE}, '
-                           f'{cfg.DATASET.CLASS_NUM} classes): {str(err).splitlines()[0]}. '
-                           "Start fresh with --resume '' or use another EXP_TAG.") from err
+    except (WeightsError, RuntimeError, ValueError, KeyError, TypeError) as err:
+        reason = str(err).splitlines()[0]
+        if not isinstance(err, WeightsError):
+            reason = f'{path} does not fit {experiment}: {reason}'
+        raise WeightsError(f"{reason}. Start fresh with --resume '' or use another EXP_TAG") from err
     step, totals = state.get('step', 0), state.get('epoch_totals')
     if step and state.get('world_size', 1) != ctx.world_size:
         logger.warning('%s was saved mid-epoch by %d processes, this run has %d: epoch %d '

@@ -16,7 +16,7 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
-                                     find_class_folders, find_folder, run_tool)
+                                     find_class_folders, find_folder, run_tool, unpack_limits)
 
 VIDEO_ARCHIVE = 'hmdb51_org'
 SPLIT_ARCHIVE = 'test_train_splits'
@@ -25,13 +25,14 @@ SPLIT_SUFFIX = '_test_split{}.txt'
 TAGS = {'1': 'train', '2': 'val', '0': None}
 
 
-def locate(root, out):
-    """(split folder, video folder): unpacks the official archives into out/download first."""
+def locate(root, out, limits=None):
+    """(split folder, video folder): unpacks the official archives into out/download first
+    (limits: `unpack`'s keyword arguments)."""
     download = osp.join(out, 'download')
     for stem in (SPLIT_ARCHIVE, VIDEO_ARCHIVE):
         archive = find_archive(root, stem)
         if archive:
-            unpack(archive, osp.join(download, stem), nested=True)
+            unpack(archive, osp.join(download, stem), nested=True, **(limits or {}))
     split_dir = find_folder([root, download], lambda folder, names: any(
         name.endswith(SPLIT_SUFFIX.format(1)) for name in names))
     if split_dir is None:
@@ -75,9 +76,9 @@ def read_split(split_dir, video_dir, split, classes):
 
 
 def main(argv=None):
-    parser = argument_parser(__doc__.split('\n')[0], splits=(1, 2, 3))
+    parser = argument_parser(__doc__.split('\n')[0], splits=(1, 2, 3), unpacks_archives=True)
     args = parser.parse_args(argv)
-    split_dir, video_dir = locate(args.root, args.out)
+    split_dir, video_dir = locate(args.root, args.out, unpack_limits(args))
     classes = class_names(split_dir)
     splits = {n: read_split(split_dir, video_dir, n, classes) for n in args.split}
     build('hmdb51', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,

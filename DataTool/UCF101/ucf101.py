@@ -17,20 +17,21 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
-                                     find_class_folders, find_folder, run_tool)
+                                     find_class_folders, find_folder, run_tool, unpack_limits)
 
 VIDEO_ARCHIVE = 'UCF101'
 SPLIT_ARCHIVE = 'UCF101TrainTestSplits-RecognitionTask'
 LISTS = {'train': 'trainlist0{}.txt', 'val': 'testlist0{}.txt'}
 
 
-def locate(root, out):
-    """(list folder, video folder): unpacks the official archives into out/download first."""
+def locate(root, out, limits=None):
+    """(list folder, video folder): unpacks the official archives into out/download first
+    (limits: `unpack`'s keyword arguments)."""
     download = osp.join(out, 'download')
     for stem in (SPLIT_ARCHIVE, VIDEO_ARCHIVE):
         archive = find_archive(root, stem)
         if archive:
-            unpack(archive, osp.join(download, stem))
+            unpack(archive, osp.join(download, stem), **(limits or {}))
     list_dir = find_folder([root, download], lambda folder, names: 'classInd.txt' in names)
     if list_dir is None:
         raise FileNotFoundError(f'UCF101: no classInd.txt under {root}: put {SPLIT_ARCHIVE}.zip '
@@ -110,9 +111,9 @@ def read_split(list_dir, video_dir, split, classes):
 
 
 def main(argv=None):
-    parser = argument_parser(__doc__.split('\n')[0], splits=(1, 2, 3))
+    parser = argument_parser(__doc__.split('\n')[0], splits=(1, 2, 3), unpacks_archives=True)
     args = parser.parse_args(argv)
-    list_dir, video_dir = locate(args.root, args.out)
+    list_dir, video_dir = locate(args.root, args.out, unpack_limits(args))
     classes = read_class_index(osp.join(list_dir, 'classInd.txt'))
     splits = {n: read_split(list_dir, video_dir, n, classes) for n in args.split}
     build('ucf101', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,

@@ -29,11 +29,12 @@ from typing import Optional
 
 import yaml
 
-from DataTool.common.archives import ArchiveError
+from DataTool.common.archives import DEFAULT_MAX_RATIO, DEFAULT_MAX_TOTAL_BYTES, ArchiveError
 from DataTool.common.flow import extract_flow, finished_flow_count, flow_algorithm_note
 from DataTool.common.frames import extract_frames, finished_frame_count, resize_short_side
 from DataTool.common.metafile import write_class_index, write_metafile
 from DataTool.common.video_io import write_video
+from DataTool.pack import parse_size
 from datasets.video_reader import count_video_frames, decode_frames, video_properties
 from utils.progress import progress
 
@@ -308,8 +309,9 @@ def _print_summary(name, out, counts, skipped):
 
 
 # ---------------------------------------------------------------- command line
-def argument_parser(description, splits=(1,)):
-    """The options every dataset tool shares."""
+def argument_parser(description, splits=(1,), unpacks_archives=False):
+    """The options every dataset tool shares; unpacks_archives: and the limits on unpacking
+    the downloaded archives (read them with `unpack_limits`)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--root', required=True, help='folder holding the downloaded files')
     parser.add_argument('--out', required=True, help='where frames, metafiles and reports go')
@@ -327,7 +329,32 @@ def argument_parser(description, splits=(1,)):
     parser.add_argument('--frame-start', type=int, choices=(0, 1), default=1,
                         help="number of each folder's first frame file: 1 (img_00001.jpg) or 0 "
                              "(img_00000.jpg, the original DLAC's folders); DATASET.FRAME_START")
+    if unpacks_archives:
+        parser.add_argument('--max-unpacked-size', type=parse_size, metavar='SIZE',
+                            default=DEFAULT_MAX_TOTAL_BYTES,
+                            help='refuse to unpack more than this from the downloaded archives, '
+                                 'inner archives included (e.g. 2TB; units of 1024; default 1TB)')
+        parser.add_argument('--max-ratio', type=_positive_number, metavar='X',
+                            default=DEFAULT_MAX_RATIO,
+                            help='refuse an archive that unpacks to more than X times its size, '
+                                 f'as a zip bomb does (default {DEFAULT_MAX_RATIO:g}; videos and '
+                                 'JPEG frames unpack to about their own size)')
     return parser
+
+
+def unpack_limits(args):
+    """The `unpack` keyword arguments that --max-unpacked-size and --max-ratio set."""
+    return {'max_total_bytes': args.max_unpacked_size, 'max_ratio': args.max_ratio}
+
+
+def _positive_number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'expected a number above 0, got {text!r}')
+    return value
 
 
 def run_tool(main, argv=None):

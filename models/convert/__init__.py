@@ -11,7 +11,7 @@ user set on this run's command line or --cfg files, and logs each.
 """
 import os.path as osp
 
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import is_state_dict, load_checkpoint
 
 from ..weights import WeightsError
 from . import (bninception_caffe, dlac_original, huggingface, mfnet_authors, mmaction2, ours,
@@ -42,15 +42,32 @@ def read_weights(path, source='auto'):
     """The weight file (or Hugging Face folder) at `path` as a Converted, its source
     detected ('auto') or named."""
     checkpoint = huggingface.read_folder(path) if osp.isdir(path) else load_checkpoint(path)
-    if source == 'auto':
-        source = detect(checkpoint, path)
-    elif source not in SOURCES:
+    if source != 'auto' and source not in SOURCES:
         raise WeightsError(f'unknown weight source {source!r}; choose auto or one of {sorted(SOURCES)}')
-    elif not SOURCES[source].recognises(checkpoint):
-        raise WeightsError(f'{path} is not a {source} file ({SOURCES[source].DESCRIPTION})')
-    converted = SOURCES[source].convert(checkpoint)
+    try:
+        if source == 'auto':
+            source = detect(checkpoint, path)
+        elif not SOURCES[source].recognises(checkpoint):
+            raise WeightsError(f'{path} is not a {source} file ({SOURCES[source].DESCRIPTION})')
+        converted = SOURCES[source].convert(checkpoint)
+    except WeightsError as err:
+        if path in str(err):
+            raise
+        raise WeightsError(f'{path}: {err}') from err
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError, RecursionError) as err:
+        # a file that names a layout but lacks its parts: its own words, not a traceback
+        raise WeightsError(f'{path}: a malformed {source} weight file ({_what_is_wrong(err)})') from err
+    if not is_state_dict(converted.state_dict):
+        raise WeightsError(f'{path}: a malformed {source} weight file (its weights are not all tensors)')
     converted.source = source
     return converted
+
+
+def _what_is_wrong(err):
+    if isinstance(err, KeyError):
+        return f'it has no {err.args[0]!r}' if err.args else 'a key is missing'
+    text = ' '.join(str(err).split())[:200]
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
 
 
 def apply_settings(cfg, converted, logger=None, architecture=True, path=''):

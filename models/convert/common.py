@@ -165,7 +165,7 @@ def config_assignments(text):
     executed."""
     try:
         tree = ast.parse(text)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):    # ValueError: NUL bytes
         return {}
     values = {}
     for statement in tree.body:
@@ -173,7 +173,7 @@ def config_assignments(text):
                 and isinstance(statement.targets[0], ast.Name):
             try:
                 values[statement.targets[0].id] = _literal(statement.value)
-            except (ValueError, TypeError, SyntaxError):
+            except (ValueError, TypeError, SyntaxError, RecursionError):
                 pass
     return values
 

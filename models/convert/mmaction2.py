@@ -126,13 +126,16 @@ def _non_local_options(ours, backbone_config, options, notes):
         raise WeightsError(f'mmaction2 non-local mode {mode!r}: DLAC has the embedded_gaussian form')
     for key in [k for k in ours if k.endswith('.non_local.out.0.weight')]:
         ours.setdefault(key[:-len('weight')] + 'bias', torch.zeros(ours[key].shape[0]))
-    sub_sample = bool(nl_config['sub_sample']) if 'sub_sample' in nl_config else True
-    scaled = bool(nl_config.get('use_scale', True)) if nl_config else False
+    if backbone_config:      # the config's values, else mmcv NonLocal3d's own defaults
+        sub_sample = bool(nl_config.get('sub_sample', False))
+        scaled = bool(nl_config.get('use_scale', True))
+    else:                    # no config text: the published i3d_nl embedded-gaussian config
+        sub_sample, scaled = True, False
     options.update({'MODEL.NON_LOCAL': True, 'MODEL.NON_LOCAL_SUBSAMPLE': sub_sample,
                     'MODEL.NON_LOCAL_SCALED': scaled})
     notes.append(f'non-local blocks: sub_sample {sub_sample}, use_scale {scaled} '
-                 + ('from the config' if nl_config else '(the published i3d_nl embedded-gaussian '
-                    'config: no config text in the file)'))
+                 + ('from the config (mmcv NonLocal3d defaults for what it leaves out)' if backbone_config
+                    else '(the published i3d_nl embedded-gaussian config: no config text in the file)'))
 
 
 def _i3d_options(backbone_config, depth, options, notes):

@@ -3,6 +3,7 @@ parameter names) and `config` (the run's config, with the architecture options a
 convention the weights were trained with)."""
 import torch
 
+from ..weights import WeightsError
 from .common import ARCHITECTURE_KEYS, CONVENTION_KEYS, IMAGENET, Converted, guess_model_name
 
 NAME = 'dlac'
@@ -31,6 +32,9 @@ def lookup(config, key):
 def convert(checkpoint):
     state = checkpoint['model']
     config = checkpoint.get('config') or {}
+    if not isinstance(config, dict):
+        raise WeightsError(f"the checkpoint's config is a {type(config).__name__}, not the dict of "
+                           f'settings this project writes: the file is damaged or not ours')
     model_name = (config.get('MODEL_NAME') or guess_model_name(state)).lower()
     options = {key: lookup(config, key) for key in ('BACKBONE',) + ARCHITECTURE_KEYS
                if lookup(config, key) is not None}
