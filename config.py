@@ -5,17 +5,25 @@ Edit the defaults below, or override them per run:
     python train.py --cfg experiments/hmdb51_tsn_bninception_rgb.yaml --cfg data/hmdb51/dataset_split1.yaml
 Unknown keys and values of the wrong type stop the program (exit code 2) with a message that
 names the key and the closest known key.
+
+Every entry point builds its config once with `build_config` (defaults, a trained model's
+config, the weights' convention, --cfg files, KEY VALUE; then paths and derived values) and
+gets it frozen: nothing changes it afterwards, and it travels in every checkpoint and export.
 """
 import argparse
-import copy
 import difflib
 import os
 import os.path as osp
 import runpy
 import sys
+from dataclasses import dataclass, field
+from typing import Optional
 
 import yaml
 from easydict import EasyDict
+
+from config_frozen import FrozenConfig, thaw
+from config_trained import TrainedModel, apply_trained, describe_assumed, describe_taken, read_trained, rounded
 
 PROJECT_ROOT = osp.dirname(osp.abspath(__file__))
 
@@ -203,16 +211,6 @@ __C.VAL.NUM_CLIPS = 0               # dense sampling: clips per video (0 = model
 __C.VAL.NUM_CROPS = 0               # 1 (centre), 3 or 10 (0 = model default)
 __C.VAL.CHECKPOINT = ''             # '' = <experiment>/checkpoints/best.pth
 
-_DEFAULTS = copy.deepcopy(__C)
-
-# Keys given in a --cfg file or as KEY VALUE on this run's command line. Settings that come
-# with weights (a converted checkpoint's architecture options, its input convention) fill in
-# every other key, but never these.
-_EXPLICIT = set()
-
-# What reading a DLAC config.py (or DLAC key names on the command line) translated, for the log.
-_DLAC_TRANSLATION = {'notes': [], 'ignored': []}
-
 # Frames (or flow fields) per segment of each modality, where DATA.NEW_LENGTH is 0.
 MODALITY_NEW_LENGTH = {'RGB': 1, 'Flow': 5, 'RGBDiff': 5}
 
@@ -237,6 +235,26 @@ class ConfigError(ValueError):
     """A config key or value that cannot be used; entry points exit with code 2."""
 
 
+@dataclass
+class Resolution:
+    """What building a config took from elsewhere, kept with it for the run's log
+    (log_resolution): the DLAC translation, the trained model's config, the weights' settings."""
+    dlac_notes: list = field(default_factory=list)
+    dlac_ignored: list = field(default_factory=list)
+    trained: Optional[TrainedModel] = None        # the checkpoint or export read, if any
+    trained_unknown: list = field(default_factory=list)     # its keys this version has not
+    weights: str = ''                             # 'path: source weights (notes)'
+    from_weights: dict = field(default_factory=dict)        # set from them (changed values)
+    kept_over_weights: dict = field(default_factory=dict)   # what they said, explicit keys kept
+    warnings: list = field(default_factory=list)
+
+
+def default_config():
+    """A mutable copy of the defaults (config.py as edited): where build_config starts, and
+    what tests and benchmarks adjust by hand."""
+    return thaw(__C)
+
+
 # ---------------------------------------------------------------- merging
 def _flat_keys(node, prefix=''):
     for key, value in node.items():
@@ -247,7 +265,7 @@ def _flat_keys(node, prefix=''):
 
 
 def _unknown_key(full_key):
-    known = list(_flat_keys(_DEFAULTS))
+    known = list(_flat_keys(__C))
     close = difflib.get_close_matches(full_key, known, n=1, cutoff=0.5)
     hint = f" (closest known key: '{close[0]}')" if close else ''
     return ConfigError(f"unknown config key '{full_key}'{hint}")
@@ -286,8 +304,9 @@ def _coerce(full_key, old, new):
                       f"(default {old!r}), got {type(new).__name__} {new!r}")
 
 
-def merge_dict(overrides, cfg=__C, prefix=''):
-    """Merge a nested dict of overrides into cfg, checking every key and type."""
+def merge_dict(overrides, cfg, explicit=None, prefix=''):
+    """Merge a nested dict of overrides into the mutable `cfg`, checking every key and type;
+    the keys set go into `explicit` (a set) when given."""
     for key, value in overrides.items():
         full = prefix + str(key)
         if key not in cfg:
@@ -295,10 +314,11 @@ def merge_dict(overrides, cfg=__C, prefix=''):
         if isinstance(cfg[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key '{full}' is a section; give its sub-keys")
-            merge_dict(value, cfg[key], full + '.')
+            merge_dict(value, cfg[key], explicit, full + '.')
         else:
             cfg[key] = _coerce(full, cfg[key], value)
-            _EXPLICIT.add(full)
+            if explicit is not None:
+                explicit.add(full)
 
 
 def _parse_value(text):
@@ -308,27 +328,30 @@ def _parse_value(text):
         return text
 
 
-def merge_list(pairs, cfg=__C):
-    """Merge ['TRAIN.EPOCHS', '3', 'MODEL_NAME', 'tsn'] into cfg."""
+def merge_list(pairs, cfg, explicit=None, resolution=None):
+    """Merge ['TRAIN.EPOCHS', '3', 'MODEL_NAME', 'tsn'] into the mutable `cfg`; DLAC's key
+    names are read in DLAC's meaning (what they became goes into `resolution`)."""
     if len(pairs) % 2:
         raise ConfigError(f"overrides come as KEY VALUE pairs; '{pairs[-1]}' has no value")
+    explicit = set() if explicit is None else explicit
+    resolution = resolution or Resolution()
     for key, text in zip(pairs[0::2], pairs[1::2]):
         *parents, leaf = key.split('.')
         node = cfg
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
-            if _merge_dlac_pair(key, text, cfg):      # a DLAC key name, in DLAC's meaning
+            if _merge_dlac_pair(key, text, cfg, explicit, resolution):   # in DLAC's meaning
                 continue
             raise _unknown_key(key)
         if isinstance(node[leaf], dict):
             raise ConfigError(f"config key '{key}' is a section; give its sub-keys")
         value = text if isinstance(node[leaf], str) else _parse_value(text)
         node[leaf] = _coerce(key, node[leaf], value)
-        _EXPLICIT.add(key)
+        explicit.add(key)
 
 
-def _merge_dlac_pair(key, text, cfg):
+def _merge_dlac_pair(key, text, cfg, explicit, resolution):
     """A DLAC key name given as KEY VALUE, merged in DLAC's meaning; False if it is none."""
     import config_dlac
     try:
@@ -338,38 +361,15 @@ def _merge_dlac_pair(key, text, cfg):
     if pairs is None:
         return False
     if not pairs:
-        _DLAC_TRANSLATION['ignored'].append(key)
+        resolution.dlac_ignored.append(key)
     for ours, value, why in pairs:
         _assign(ours, value, cfg)
-        _EXPLICIT.add(ours)
-        _DLAC_TRANSLATION['notes'].append(f'{key} {text} -> {ours} {value!r} ({why})')
+        explicit.add(ours)
+        resolution.dlac_notes.append(f'{key} {text} -> {ours} {value!r} ({why})')
     return True
 
 
-def log_dlac_translation(logger):
-    """Log, once per run, what a DLAC config.py or DLAC key names were translated into."""
-    for line in _DLAC_TRANSLATION['notes']:
-        logger.info('DLAC config: %s', line)
-    if _DLAC_TRANSLATION['ignored']:
-        logger.warning('DLAC config keys with no meaning here, ignored: %s',
-                       ', '.join(_DLAC_TRANSLATION['ignored']))
-
-
-def is_explicit(key):
-    """True when this run's --cfg files or KEY VALUE pairs set `key` ('DATASET.MEAN')."""
-    return key in _EXPLICIT
-
-
-def set_unless_explicit(key, value, cfg=__C):
-    """Set dotted `key` to `value` (type-checked) unless the user set it; returns whether it
-    was set."""
-    if is_explicit(key):
-        return False
-    _assign(key, value, cfg)
-    return True
-
-
-def _assign(key, value, cfg=__C):
+def _assign(key, value, cfg):
     """cfg[dotted key] = value, type-checked against the default."""
     *parents, leaf = key.split('.')
     node = cfg
@@ -392,18 +392,20 @@ def _nested(flat):
     return nested
 
 
-def _read_dlac_config(path, namespace, config_dlac):
+def _read_dlac_config(path, namespace, config_dlac, resolution):
     try:
         overrides, notes, ignored = config_dlac.translate(namespace.get('__C', namespace.get('ActivityConfig')))
     except config_dlac.DlacConfigError as err:
         raise ConfigError(f'{path}: {err}') from err
-    _DLAC_TRANSLATION['notes'].extend([f'read {path} as a DLAC config.py'] + notes)
-    _DLAC_TRANSLATION['ignored'].extend(ignored)
+    resolution.dlac_notes.extend([f'read {path} as a DLAC config.py'] + notes)
+    resolution.dlac_ignored.extend(ignored)
     return _nested(overrides)
 
 
-def load_file(path):
-    """Read overrides from a YAML file or a Python file that defines a dict named `cfg`."""
+def load_file(path, resolution=None):
+    """Read overrides from a YAML file or a Python file that defines a dict named `cfg` (or a
+    DLAC config.py, translated; what it became goes into `resolution`). A Python file is run:
+    it is code the user chose, never a downloaded one."""
     if not osp.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     if path.endswith('.py'):
@@ -412,7 +414,7 @@ def load_file(path):
             return namespace['cfg']
         import config_dlac
         if config_dlac.is_dlac_config(namespace):
-            return _read_dlac_config(path, namespace, config_dlac)
+            return _read_dlac_config(path, namespace, config_dlac, resolution or Resolution())
         raise ConfigError(f"{path}: a Python config file must define a dict named 'cfg', or be "
                           "a DLAC config.py (an EasyDict __C / ActivityConfig)")
     with open(path, encoding='utf-8') as handle:
@@ -426,9 +428,9 @@ def load_file(path):
 
 
 # ---------------------------------------------------------------- derived values
-def resolve_paths(cfg=__C):
-    """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH, and check
-    the settings that only make sense together."""
+def resolve_paths(cfg):
+    """Fill the dataset paths left empty with DLAC's default layout under ROOT_PATH, derive
+    what depends on other keys, and check the settings that only make sense together."""
     dataset_dir = osp.join(cfg.DATASET.ROOT_PATH, cfg.DATASET.NAME)
     suffix = {'frames': '', 'video': '_video', 'shards': ''}.get(cfg.DATASET.INPUT_TYPE)
     if suffix is None:
@@ -459,6 +461,12 @@ def resolve_paths(cfg=__C):
                           f'DATASET.SCALE_SIZE ({cfg.DATASET.SCALE_SIZE}), the short side it is cut from')
     cfg.MODEL.PRETRAINED = resolve_pretrained(cfg.MODEL.PRETRAINED, cfg)
     resolve_model_defaults(cfg)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg):
+    """ConfigError for a value outside what its key takes (the key named)."""
     if cfg.TRAIN.LR_POLICY not in ('step', 'cosine', 'sgdr'):
         raise ConfigError(f"TRAIN.LR_POLICY must be 'step', 'cosine' or 'sgdr', got {cfg.TRAIN.LR_POLICY!r}")
     if cfg.AUG.RAND_AUGMENT or cfg.AUG.RE_PROB > 0:
@@ -490,10 +498,9 @@ def resolve_paths(cfg=__C):
     if cfg.VAL.NUM_CROPS not in (1, 3, 10):
         raise ConfigError(f"VAL.NUM_CROPS must be 1, 3 or 10 (or 0 for the model's default), "
                           f"got {cfg.VAL.NUM_CROPS}")
-    return cfg
 
 
-def resolve_model_defaults(cfg=__C):
+def resolve_model_defaults(cfg):
     """Replace 'auto' sampling and 0 test views with MODEL_NAME's defaults."""
     defaults = MODEL_DEFAULTS.get(cfg.MODEL_NAME.lower(), MODEL_DEFAULTS['tsn'])
     if cfg.DATASET.SAMPLING == 'auto':
@@ -507,30 +514,92 @@ def resolve_model_defaults(cfg=__C):
     return cfg
 
 
-def pretrain_zoo_dir(cfg=__C):
+def pretrain_zoo_dir(cfg):
     """SNAPSHOT_ROOT/ar_output/pretrain_model_zoo: where MODEL.PRETRAINED files are looked up."""
     return osp.join(cfg.SNAPSHOT_ROOT, 'ar_output', 'pretrain_model_zoo')
 
 
-def resolve_pretrained(path, cfg=__C):
-    """A MODEL.PRETRAINED path as given if that file exists, else the same name in the
-    pretrained zoo folder (so a bare 'resnet50-0676ba61.pth' works); ConfigError if neither.
-    'imagenet' stays as it is: models.named_weights finds (or downloads) BACKBONE's file."""
-    if not path or osp.isfile(path) or path == 'imagenet':
+def resolve_pretrained(path, cfg):
+    """A MODEL.PRETRAINED path as given if that file (or Hugging Face folder) exists, else the
+    same name in the pretrained zoo folder (so a bare 'resnet50-0676ba61.pth' works);
+    ConfigError if neither. 'imagenet' stays as it is (the weights' settings resolve it)."""
+    if not path or osp.exists(path) or path == 'imagenet':
         return path
     in_zoo = osp.join(pretrain_zoo_dir(cfg), path)
-    if not osp.isfile(in_zoo):
+    if not osp.exists(in_zoo):
         raise ConfigError(f'MODEL.PRETRAINED {path!r}: no such file, nor {in_zoo}')
     return in_zoo
 
 
-def exp_dir(cfg=__C):
+def _settings_from_weights(cfg, explicit, resolution):
+    """The MODEL.PRETRAINED file read once, here: its input convention, and its architecture
+    options when it holds this very model (those that matter to MODEL_NAME), written into
+    every key this run did not set. 'imagenet' becomes BACKBONE's ImageNet file."""
+    if not cfg.MODEL.PRETRAINED:
+        return
+    from models.convert import read_weights, settings_of
+    from models.named_weights import imagenet_file
+    if cfg.MODEL.PRETRAINED == 'imagenet':
+        cfg.MODEL.PRETRAINED = imagenet_file(cfg.BACKBONE.lower(), pretrain_zoo_dir(cfg))
+    converted = read_weights(cfg.MODEL.PRETRAINED, cfg.MODEL.PRETRAINED_FROM)
+    resolution.weights = f'{cfg.MODEL.PRETRAINED}: {converted.description()}'
+    _take_weights_settings(cfg, explicit, resolution, settings_of(converted, cfg.MODEL_NAME.lower()))
+
+
+def _take_weights_settings(cfg, explicit, resolution, settings):
+    """Write what weights imply into every key this run did not set; note what changed,
+    and what an explicit key kept against them."""
+    for key, value in settings.items():
+        if key in explicit:
+            if value_at(cfg, key) != value:
+                resolution.kept_over_weights[key] = value
+        elif value_at(cfg, key) != value:
+            _assign(key, value, cfg)
+            resolution.from_weights[key] = value
+
+
+def value_at(cfg, key):
+    """cfg's value of dotted `key` ('TRAIN.EPOCHS')."""
+    node = cfg
+    for part in key.split('.'):
+        node = node[part]
+    return node
+
+
+def _resolve_gpu_count(cfg, resolution):
+    """GPUS as a count (DLAC's `GPUS 8`): the ids of that many visible GPUs; asking for more
+    than there are warns and runs on what is there (the CPU when there is none)."""
+    if isinstance(cfg.GPUS, bool) or not isinstance(cfg.GPUS, int):
+        return
+    from utils.device import gpu_ids
+    wanted, cfg.GPUS = cfg.GPUS, gpu_ids(cfg.GPUS)
+    if len(cfg.GPUS) < wanted:
+        where = f'GPUs {cfg.GPUS}' if cfg.GPUS else 'the CPU'
+        resolution.warnings.append(f'GPUS {wanted} asks for {wanted} GPUs, this machine shows '
+                                   f'{len(cfg.GPUS)}: running on {where}')
+
+
+def _lr_steps_warning(cfg, resolution):
+    late = [step for step in cfg.TRAIN.LR_STEPS if step >= cfg.TRAIN.EPOCHS]
+    if cfg.TRAIN.LR_POLICY == 'step' and cfg.EXP_TYPE == 'T' and late:
+        resolution.warnings.append(
+            f'TRAIN.LR_STEPS {list(cfg.TRAIN.LR_STEPS)}: {late} at or beyond TRAIN.EPOCHS '
+            f'{cfg.TRAIN.EPOCHS} never take effect, so the LR '
+            f'{"never decays" if len(late) == len(cfg.TRAIN.LR_STEPS) else "decays less than planned"}')
+
+
+def exp_dir(cfg):
     """SNAPSHOT_ROOT/ar_output/<MODEL_NAME>/<EXP_TAG>: everything one experiment writes."""
     return osp.join(cfg.SNAPSHOT_ROOT, 'ar_output', cfg.MODEL_NAME, cfg.EXP_TAG)
 
 
+def default_checkpoint(cfg):
+    """VAL.CHECKPOINT if set, else the experiment's best.pth."""
+    return cfg.VAL.CHECKPOINT or osp.join(exp_dir(cfg), 'checkpoints', 'best.pth')
+
+
 def to_plain(node):
-    """EasyDict -> plain dicts and lists, for YAML and checkpoints."""
+    """(Frozen)config -> plain dicts and lists, for YAML and checkpoints."""
     if isinstance(node, dict):
         return {key: to_plain(value) for key, value in node.items()}
     if isinstance(node, (list, tuple)):
@@ -544,13 +613,127 @@ def save_config(cfg, path):
         yaml.safe_dump(to_plain(cfg), handle, sort_keys=False)
 
 
-def reset():
-    """Restore the defaults in place (tests build several configs in one process)."""
-    __C.clear()
-    __C.update(copy.deepcopy(_DEFAULTS))
-    _EXPLICIT.clear()
-    _DLAC_TRANSLATION['notes'].clear()
-    _DLAC_TRANSLATION['ignored'].clear()
+# ---------------------------------------------------------------- the one config of a run
+def _config_arguments(argv):
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--cfg', dest='cfg_files', action='append', default=[])
+    parser.add_argument('opts', nargs='*')
+    args, unknown = parser.parse_known_intermixed_args(list(argv))
+    if unknown:
+        raise ConfigError(f'build_config takes --cfg FILE and KEY VALUE only, not {unknown}')
+    return args
+
+
+def build_config(argv=(), *, exp_type=None, trained=None, implied=None, base=None):
+    """The one config of a run, resolved once and frozen; every entry point calls it.
+
+    Layers, each over the ones before: the defaults (config.py as edited, or `base`) < a
+    trained model's config (`trained`) < settings a weight file implies (`implied`) < the
+    MODEL.PRETRAINED file's input convention and architecture options < --cfg files < KEY
+    VALUE. Keys given in argv always win; then paths, the model's defaults and the GPUs are
+    resolved, values validated, and the result frozen: nothing changes it afterwards.
+
+    Args:
+        argv: '--cfg FILE' and 'KEY VALUE' items, in command-line order.
+        exp_type: 'T' or 'E' for this entry point ('E' evaluates whatever a file says, and
+            reads no MODEL.PRETRAINED: its weights are the trained model's).
+        trained: for evaluation, prediction, export and the demo: the checkpoint or export
+            (.onnx/.ts, its meta.json) whose config and class names this run starts from
+            (config_trained); 'default' = VAL.CHECKPOINT or the experiment's best.pth.
+        implied: {dotted key: value} that a weight file implies (python -m models.convert).
+        base: a mutable config to start from instead of the defaults.
+    Returns a FrozenConfig, with `explicit` (the keys argv set) and `resolution` (what was
+    taken from elsewhere, for log_resolution). Raises ConfigError naming the key.
+    """
+    args = _config_arguments(argv)
+    cfg = thaw(base if base is not None else __C)
+    explicit, resolution = set(), Resolution()
+    if exp_type:
+        cfg.EXP_TYPE = exp_type
+    for path in args.cfg_files:
+        merge_dict(load_file(path, resolution), cfg, explicit)
+    merge_list(args.opts, cfg, explicit, resolution)
+    if exp_type == 'E':         # evaluate.py evaluates, whatever a (DLAC) config file says
+        cfg.EXP_TYPE = 'E'
+    if trained is not None:
+        _take_trained(cfg, explicit, resolution, trained)
+    _take_weights_settings(cfg, explicit, resolution, implied or {})
+    resolve_paths(cfg)
+    if cfg.EXP_TYPE != 'E':
+        _settings_from_weights(cfg, explicit, resolution)
+    _resolve_gpu_count(cfg, resolution)
+    _lr_steps_warning(cfg, resolution)
+    return FrozenConfig(cfg, explicit=explicit, resolution=resolution)
+
+
+def _take_trained(cfg, explicit, resolution, trained):
+    """The trained model's config under this run's keys (config_trained)."""
+    path = default_checkpoint(cfg) if trained == 'default' else trained
+    model = read_trained(path)
+    if model is None:
+        return          # no such file yet: loading it later says so, clearly
+    resolution.trained = model
+    resolution.trained_unknown = apply_trained(cfg, explicit, model,
+                                               lambda key, value: _assign(key, value, cfg))
+    if model.kind == 'checkpoint' and 'VAL.CHECKPOINT' not in explicit:
+        cfg.VAL.CHECKPOINT = path
+    if 'MODEL.PRETRAINED' not in explicit:
+        cfg.MODEL.PRETRAINED = ''          # the trained weights replace any starting point
+
+
+def updated(cfg, changes):
+    """A new frozen config: `cfg` with `changes` ({dotted key: value}, type-checked) set as
+    if given on the command line. For flags that stand for keys (--views, --resume)."""
+    values = thaw(cfg)
+    for key, value in changes.items():
+        _assign(key, value, values)
+    validate(values)
+    return FrozenConfig(values, explicit=set(cfg.explicit) | set(changes),
+                        resolution=cfg.resolution)
+
+
+def log_resolution(cfg, logger):
+    """Log, once per run, what building `cfg` took from elsewhere: a DLAC config's
+    translation, the trained model's config, the weights' settings, and warnings."""
+    resolution = cfg.resolution or Resolution()
+    for line in resolution.dlac_notes:
+        logger.info('DLAC config: %s', line)
+    if resolution.dlac_ignored:
+        logger.warning('DLAC config keys with no meaning here, ignored: %s',
+                       ', '.join(resolution.dlac_ignored))
+    if resolution.trained is not None:
+        logger.info('settings %s', describe_taken(cfg, resolution.trained))
+        old = describe_assumed(resolution.trained, cfg)
+        if old:
+            logger.warning(old)
+        if resolution.trained_unknown:
+            logger.warning('%s: keys this version does not have, ignored: %s',
+                           resolution.trained.path, ', '.join(resolution.trained_unknown))
+    if resolution.weights:
+        logger.info('MODEL.PRETRAINED %s', resolution.weights)
+    if resolution.from_weights:
+        logger.info('settings from the weights: %s', ', '.join(
+            f'{key} {rounded(value)}' for key, value in resolution.from_weights.items()))
+    if resolution.kept_over_weights:
+        logger.info('kept as given (the weights say otherwise): %s', ', '.join(
+            f'{key} {rounded(value)}' for key, value in resolution.kept_over_weights.items()))
+    for warning in resolution.warnings:
+        logger.warning(warning)
+
+
+def class_names_of(cfg):
+    """The class names of a run: those the trained model carries, else classInd.txt beside
+    the validation metafile (when it lists DATASET.CLASS_NUM), else class_<i>."""
+    trained = cfg.resolution.trained if getattr(cfg, 'resolution', None) else None
+    if trained is not None and trained.class_names and len(trained.class_names) == cfg.DATASET.CLASS_NUM:
+        return list(trained.class_names)
+    path = osp.join(osp.dirname(cfg.DATASET.VAL_META_PATH), 'classInd.txt')
+    if osp.isfile(path):
+        from datasets.records import read_class_names
+        names = read_class_names(path)
+        if len(names) == cfg.DATASET.CLASS_NUM:
+            return names
+    return [f'class_{index}' for index in range(cfg.DATASET.CLASS_NUM)]
 
 
 # ---------------------------------------------------------------- command line
@@ -564,23 +747,25 @@ def build_parser(description):
     return parser
 
 
-def parse_config(argv=None, description='DLAC', parser=None, exp_type=None):
-    """Parse an entry point's command line into the global config.
+def trained_source(args):
+    """Where the config of evaluate, predict, demo and export starts (build_config's
+    `trained`): --checkpoint, else an export given (--onnx, --torchscript), else the
+    experiment's best.pth."""
+    return (getattr(args, 'checkpoint', None) or getattr(args, 'onnx', None)
+            or getattr(args, 'torchscript', None) or 'default')
 
-    Returns (cfg, args). Config errors exit with code 2 and a message naming the key.
-    """
+
+def parse_config(argv=None, description='DLAC', parser=None, exp_type=None, trained=None):
+    """An entry point's command line: its flags parsed, then build_config on its --cfg files
+    and KEY VALUE pairs. `trained(args)` -> the checkpoint or export whose config to start
+    from ('default': the experiment's best.pth), or None. Returns (frozen cfg, args); a
+    config error exits with code 2 and a message naming the key."""
     parser = parser or build_parser(description)
     args = parser.parse_intermixed_args(argv)      # flags before, between or after KEY VALUE
+    argv = [item for path in args.cfg_files for item in ('--cfg', path)] + list(args.opts)
     try:
-        if exp_type:
-            __C.EXP_TYPE = exp_type
-        for path in args.cfg_files:
-            merge_dict(load_file(path))
-        merge_list(args.opts)
-        if exp_type == 'E':         # evaluate.py evaluates, whatever a (DLAC) config file says
-            __C.EXP_TYPE = 'E'
-        resolve_paths(__C)
+        cfg = build_config(argv, exp_type=exp_type, trained=trained(args) if trained else None)
     except ConfigError as err:
         print(f'config error: {err}', file=sys.stderr)
         sys.exit(2)
-    return __C, args
+    return cfg, args

@@ -5,7 +5,7 @@
 ours: renamed keys, DLAC's semantics (the batch over all GPUs, no LR scaling, TSN's parameter
 groups, sgdr with warmup, comma metafiles with frames from img_00000.jpg) and keys with no
 meaning here, which are accepted with one warning that lists them. DLAC key names also work
-as KEY VALUE overrides (`translate_pair`). The README's "Coming from DLAC" has the table.
+as KEY VALUE overrides (`translate_pair`). docs/dlac.md ("Coming from DLAC") has the table.
 """
 import os.path as osp
 

@@ -16,7 +16,8 @@ import sys
 import av
 import numpy as np
 
-from config import build_parser, exp_dir, parse_config
+from config import (build_parser, class_names_of, default_checkpoint, exp_dir, log_resolution, parse_config,
+                    trained_source)
 from datasets import DatasetConfigError, DecodeError
 from datasets.clip_spec import ClipSpec
 from datasets.video_reader import decode_frames, video_properties
@@ -25,7 +26,7 @@ from utils.device import set_cpu_threads
 from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
-from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.trained_model import load_model
 from utils.untrimmed import merge_segments, nearest_window, predict_windows, save_timeline_png
 
 
@@ -60,15 +61,16 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     timeline.png and segments.json); returns the predictions."""
     folder = exp_dir(cfg)
     logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
+    log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
     if onnx_path:
         predictor, spec, names = load_exported(onnx_path)
         source = osp.abspath(onnx_path)
         out_dir = out_dir or osp.join(osp.dirname(osp.dirname(source)), 'demo')
     else:
-        checkpoint = checkpoint or default_checkpoint(cfg, folder)
+        checkpoint = checkpoint or default_checkpoint(cfg)
         model, _ = load_model(cfg, checkpoint, logger)
-        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_for(cfg)
+        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_of(cfg)
         source = osp.abspath(checkpoint)
         out_dir = out_dir or osp.join(folder, 'demo')
     if spec.modality == 'Flow':
@@ -135,7 +137,8 @@ def main(argv=None):
     parser.add_argument('--timeline', action='store_true',
                         help='also timeline.png (classes over time) and segments.json (runs of '
                              'windows of one class, with start, end and score)')
-    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E',
+                             trained=trained_source)
     if args.window < 0 or args.stride < 0 or args.topk < 1:
         parser.error('--window and --stride must be >= 0 and --topk >= 1')
     return run_entry_point(run_demo, cfg, args.video, args.checkpoint, args.onnx, args.window,

@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-from config import build_parser, exp_dir, log_dlac_translation, parse_config
+from config import (build_parser, class_names_of, default_checkpoint, exp_dir, log_resolution, parse_config,
+                    trained_source)
 from datasets import (DataLoadingError, DecodeError, build_dataset, build_loader,
                       build_normalizer, check_data)
 from datasets.clip_spec import ClipSpec
@@ -36,7 +37,7 @@ from utils.plots import save_confusion_png
 from utils.exported_model import TorchPredictor, exported_input, exported_module
 from utils.progress import progress
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
-from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.trained_model import load_model
 from utils.safe_text import spreadsheet_row
 
 
@@ -81,12 +82,12 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
     first export's) on the main process, None on the others."""
     out_dir = exp_dir(cfg)
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
-    log_dlac_translation(logger)
+    log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
     check_data(cfg, splits=('val',))
     reports = {}
     if checkpoint_path or not exported:
-        checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
+        checkpoint_path = checkpoint_path or default_checkpoint(cfg)
         model, state = load_model(cfg, checkpoint_path, logger)
         if cfg.TRAIN.CHANNELS_LAST:
             to_channels_last(model)
@@ -120,7 +121,7 @@ def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     set_cpu_threads(cfg.NUM_THREADS)
     check_data(cfg, splits=('val',))
-    checkpoint_path = checkpoint_path or default_checkpoint(cfg, out_dir)
+    checkpoint_path = checkpoint_path or default_checkpoint(cfg)
     model, state = load_model(cfg, checkpoint_path, logger)
     predictor, spec = TorchPredictor(model.to('cpu')), ClipSpec.from_config(cfg)
     records = parse_metafile(cfg.DATASET.VAL_META_PATH, cfg.DATASET.CLASS_NUM)
@@ -147,7 +148,7 @@ def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
              'untrimmed': dict(options), 'metafile': cfg.DATASET.VAL_META_PATH,
              'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE,
              'num_unreadable': len(unreadable), 'unreadable': unreadable}
-    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_for(cfg), extra)
+    report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names_of(cfg), extra)
     logger.info('untrimmed (%s pooling): top1 %.2f  top3 %.2f  mAP %.2f  (%d videos) -> %s',
                 options['pooling'], report['top1'], report['top3'], report['mAP'],
                 report['num_videos'], eval_dir)
@@ -194,7 +195,7 @@ def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source):
     extra = dict(source, **{'views': view_text, 'metafile': cfg.DATASET.VAL_META_PATH,
              'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'processes': ctx.world_size,
              'num_unreadable': len(unreadable_paths), 'unreadable': unreadable_paths})
-    class_names = class_names_for(cfg)
+    class_names = class_names_of(cfg)
     pairs = pair_report(metrics['confusion'], class_names)      # None unless the synthetic classes
     if pairs is not None:
         extra['synthetic_pairs'] = pairs
@@ -246,7 +247,8 @@ def main(argv=None):
     parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise')
     add_untrimmed_arguments(parser, 'windows over each whole video, pooled (top1, top3, mAP) '
                                     'into eval/untrimmed/')
-    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E',
+                             trained=lambda args: None if args.fuse else trained_source(args))
     if args.fuse:
         try:
             run_fusion(args.fuse, args.weights, args.out)

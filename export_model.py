@@ -3,9 +3,11 @@
 
 Writes <experiment>/export/: model.ts (TorchScript), model.onnx (dynamic batch axis),
 labels.txt (one class name per line, in label order) and meta.json (input shape, sampling,
-mean/std and the rest of the weights' input convention, classes). The input is one test view,
-float32 [N, 3, T, H, W], normalised as (rgb / 255 - mean) / std, or as the weights' convention
-says (BGR channels, 0-255 values: clip.channel_order, clip.value_range). After writing, the same random clips go through eager PyTorch, the
+mean/std and the rest of the weights' input convention, the class names and the run's whole
+config, so predict.py, demo.py and evaluate.py take everything from the export alone). The
+input is one test view, float32 [N, 3, T, H, W], normalised as (rgb / 255 - mean) / std, or as
+the weights' convention says (BGR channels, 0-255 values: clip.channel_order,
+clip.value_range). After writing, the same random clips go through eager PyTorch, the
 TorchScript file and onnxruntime; a difference above --tolerance fails the export (exit 1).
 """
 import json
@@ -17,12 +19,13 @@ import warnings
 import numpy as np
 import torch
 
-from config import build_parser, exp_dir, parse_config
+from config import (build_parser, class_names_of, default_checkpoint, exp_dir, log_resolution, parse_config,
+                    to_plain, trained_source)
 from datasets.clip_spec import ClipSpec
 from utils.cli import run_entry_point
 from utils.device import set_cpu_threads
 from utils.logger import setup_logger
-from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.trained_model import load_model
 
 EXPORTERS = ('torchscript', 'dynamo')
 
@@ -95,8 +98,9 @@ def export(cfg, checkpoint_path=None, out_dir=None, opset=17, exporter='torchscr
     folder = exp_dir(cfg)
     out_dir = out_dir or osp.join(folder, 'export')
     logger = setup_logger(osp.join(folder, 'log'), filename='export.log')
+    log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
-    checkpoint_path = checkpoint_path or default_checkpoint(cfg, folder)
+    checkpoint_path = checkpoint_path or default_checkpoint(cfg)
     model, state = load_model(cfg, checkpoint_path, logger)
     model.eval()
     spec = ClipSpec.from_config(cfg)
@@ -109,7 +113,7 @@ def export(cfg, checkpoint_path=None, out_dir=None, opset=17, exporter='torchscr
     write_onnx(model, example, paths['model.onnx'], opset, exporter)
     logger.info('wrote %s (opset %d, %s exporter)', paths['model.onnx'],
                 opset_of(paths['model.onnx']), exporter)
-    class_names = class_names_for(cfg)
+    class_names = class_names_of(cfg)
     with open(paths['labels.txt'], 'w', encoding='utf-8') as handle:
         handle.writelines(f'{name}\n' for name in class_names)
     differences = check_parity(model, paths['model.ts'], paths['model.onnx'], spec)
@@ -126,6 +130,7 @@ def export(cfg, checkpoint_path=None, out_dir=None, opset=17, exporter='torchscr
         'opset': opset_of(paths['model.onnx']), 'exporter': exporter,
         'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch'),
         'parity': differences, 'tolerance': tolerance,
+        'class_names': class_names, 'config': to_plain(cfg),      # what predict/demo start from
     }
     with open(paths['meta.json'], 'w', encoding='utf-8') as handle:
         json.dump(meta, handle, indent=2)
@@ -147,7 +152,8 @@ def main(argv=None):
                         help="torch's ONNX exporter: tracing ('torchscript') or torch.export ('dynamo')")
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest allowed difference between the three outputs')
-    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E',
+                             trained=trained_source)
     if args.opset < 17:
         parser.error('--opset must be 17 or newer')
     try:

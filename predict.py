@@ -30,7 +30,8 @@ import time
 import numpy as np
 import torch
 
-from config import ConfigError, build_parser, exp_dir, parse_config
+from config import (ConfigError, build_parser, class_names_of, default_checkpoint, exp_dir,
+                    log_resolution, parse_config, trained_source, updated)
 from datasets import DecodeError, VideoRecord, build_loader, build_normalizer, video_dataset
 from datasets.records import VIDEO_EXTENSIONS
 from datasets.clip_spec import ClipSpec
@@ -43,7 +44,7 @@ from utils.exported_model import TorchPredictor, exported_input, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
 from utils.safe_text import from_spreadsheet_cell, printable_path, spreadsheet_row
-from utils.trained_model import class_names_for, default_checkpoint, load_model
+from utils.trained_model import load_model
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
 
 LIST_SUFFIXES = ('.txt', '.csv', '.lst')
@@ -69,16 +70,13 @@ def list_inputs(path):
 
 
 def parse_views(text, cfg):
-    """--views 'CLIPSxCROPS' into VAL.NUM_SEGMENTS (segment models) or VAL.NUM_CLIPS, and
-    VAL.NUM_CROPS."""
+    """`cfg` with --views 'CLIPSxCROPS' as VAL.NUM_SEGMENTS (segment models) or
+    VAL.NUM_CLIPS, and VAL.NUM_CROPS."""
     match = re.fullmatch(r'(\d+)x(1|3|10)', text or '')
     if not match:
         raise ConfigError(f"--views {text!r}: expected CLIPSxCROPS with 1, 3 or 10 crops, e.g. '1x1'")
-    if cfg.DATASET.SAMPLING == 'segment':
-        cfg.VAL.NUM_SEGMENTS = int(match.group(1))
-    else:
-        cfg.VAL.NUM_CLIPS = int(match.group(1))
-    cfg.VAL.NUM_CROPS = int(match.group(2))
+    first = 'VAL.NUM_SEGMENTS' if cfg.DATASET.SAMPLING == 'segment' else 'VAL.NUM_CLIPS'
+    return updated(cfg, {first: int(match.group(1)), 'VAL.NUM_CROPS': int(match.group(2))})
 
 
 def views_text(cfg):
@@ -188,7 +186,7 @@ def checkpoint_scorer(cfg, ctx, logger, checkpoint_path):
         batch, views = clips.shape[:2]
         probs = torch.softmax(model(normalize(clips.flatten(0, 1))).float(), dim=1)
         return probs.view(batch, views, -1).mean(dim=1).cpu().numpy()
-    return scores, class_names_for(cfg)
+    return scores, class_names_of(cfg)
 
 
 def onnx_scorer(cfg, onnx_path):
@@ -207,9 +205,10 @@ def onnx_scorer(cfg, onnx_path):
 def run_prediction(cfg, args):
     out_dir = args.out or osp.join(exp_dir(cfg), 'predict')
     logger = setup_logger(osp.join(out_dir, 'log'), filename='predict.log')
+    log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
     if args.views:
-        parse_views(args.views, cfg)
+        cfg = parse_views(args.views, cfg)
     paths = list_inputs(args.input)
     files = PredictionFiles(out_dir, args.topk)
     todo = [path for path in paths if not files.is_done(path)]
@@ -224,7 +223,7 @@ def run_prediction(cfg, args):
     else:
         ctx = DistContext(device=select_device(cfg))
         scores, names = checkpoint_scorer(cfg, ctx, logger,
-                                          args.checkpoint or default_checkpoint(cfg, exp_dir(cfg)))
+                                          args.checkpoint or default_checkpoint(cfg))
     dataset = VideoFiles(todo, cfg)
     loader = build_loader(cfg, dataset, 'test')
     counts = {'predicted': 0, 'unreadable': 0, 'out': out_dir}
@@ -260,8 +259,8 @@ def run_untrimmed(cfg, args, todo, files, logger):
     if args.onnx:
         predictor, spec, names = load_exported(args.onnx)
     else:
-        model, _ = load_model(cfg, args.checkpoint or default_checkpoint(cfg, exp_dir(cfg)), logger)
-        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_for(cfg)
+        model, _ = load_model(cfg, args.checkpoint or default_checkpoint(cfg), logger)
+        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_of(cfg)
     counts = {'predicted': 0, 'unreadable': 0, 'out': osp.dirname(files.jsonl)}
     for path in progress(todo, desc='predict (untrimmed)', unit='video'):
         started = time.time()
@@ -296,7 +295,8 @@ def main(argv=None):
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument('--views', default=None, help="CLIPSxCROPS, e.g. '1x1' (default: VAL.*)")
     add_untrimmed_arguments(parser, 'windows over the whole video, pooled into one prediction')
-    cfg, args = parse_config(argv, parser=parser, exp_type='E')
+    cfg, args = parse_config(argv, parser=parser, exp_type='E',
+                             trained=trained_source)
     return run_entry_point(run_prediction, cfg, args)
 
 

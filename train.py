@@ -4,9 +4,11 @@ Writes SNAPSHOT_ROOT/ar_output/<MODEL_NAME>/<EXP_TAG>/: config.yaml, log/train.l
 tensorboard/, checkpoints/{last,best}.pth, training_policy.json and curves.png.
 A run with an existing last.pth continues from it (TRAIN.RESUME 'auto').
 
-The loop, top to bottom: set the epoch up, train it (utils/train_step.py: one optimizer step at
-a time, with accumulation, Mixup/CutMix and the EMA), validate (precise BN first; the EMA
-weights beside the raw ones), write the checkpoints and the policy.
+Top to bottom: the config is built once and frozen (config.build_config) and saved; setup_run
+builds the run's parts (a Run: data, model, optimizer, loss scaler, EMA, where to start); then
+each epoch is set up, trained (engine/train_step.py: one optimizer step at a time, with
+accumulation, Mixup/CutMix and the EMA), validated (precise BN first; the EMA weights beside
+the raw ones), and its checkpoints and policy written.
 """
 import os
 import os.path as osp
@@ -17,7 +19,8 @@ import torch
 from tensorboardX import SummaryWriter
 
 import evaluate
-from config import build_parser, exp_dir, log_dlac_translation, parse_config, save_config, to_plain
+from config import (build_parser, class_names_of, exp_dir, log_resolution, parse_config, save_config,
+                    to_plain, updated)
 from datasets import begin_epoch, build_dataset, build_loader, build_normalizer, check_data
 from models import build_model
 from utils.acceleration import (check_acceleration, grad_scaler, runnable_model, set_determinism,
@@ -29,17 +32,18 @@ from utils.device import set_cpu_threads
 from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup, gather_to_main,
                                init_distributed, replica_max_abs_diff, restart_count,
                                sync_batch_norm)
-from utils.ema import build_ema
+from engine.ema import build_ema
 from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
-from utils.lr_schedule import learning_rate
+from engine.lr_schedule import learning_rate
 from utils.metrics import summarize
-from utils.optimizer import build_optimizer
+from engine.optimizer import build_optimizer
 from utils.plots import save_curves_png
-from utils.precise_bn import recompute_bn_stats
+from engine.precise_bn import recompute_bn_stats
 from utils.stopping import GracefulStop, TrainingStopped
-from utils.train_state import resume_state, save_last, write_policy
-from utils.train_step import NullWriter, StepHealth, steps_in, train_one_epoch
+from engine.train_state import resume_state, save_last, write_policy
+from engine.run import NullWriter, Run
+from engine.train_step import steps_in, train_one_epoch
 
 
 def validate(model, loader, device, cfg, ctx=DistContext()):
@@ -55,30 +59,31 @@ def validate(model, loader, device, cfg, ctx=DistContext()):
     return metrics
 
 
-def precise_bn(model, loader, cfg, ctx, logger, weights):
+def precise_bn(model, run, weights):
     """BN.USE_PRECISE_STATS: exact BN statistics of BN.NUM_BATCHES_PRECISE training batches;
     `weights` ('raw' or 'EMA') names the copy in the log."""
-    normalize = build_normalizer(cfg, ctx.device)
-    batches = (normalize(clips) for clips, *_ in loader)
+    cfg = run.cfg
+    normalize = build_normalizer(cfg, run.ctx.device)
+    batches = (normalize(clips) for clips, *_ in run.train_loader)
     limited = (clips for _, clips in zip(range(cfg.BN.NUM_BATCHES_PRECISE), batches))
-    layers = recompute_bn_stats(model, limited, ctx)
-    logger.info('precise BN: statistics of %d layers of the %s weights recomputed on up to %d '
-                'training batches', layers, weights, cfg.BN.NUM_BATCHES_PRECISE)
+    layers = recompute_bn_stats(model, limited, run.ctx)
+    run.logger.info('precise BN: statistics of %d layers of the %s weights recomputed on up to '
+                    '%d training batches', layers, weights, cfg.BN.NUM_BATCHES_PRECISE)
 
 
 def validate_epoch(run, epoch, record):
     """Validation of the raw weights and, with TRAIN.EMA_DECAY, of the EMA weights; precise BN
     first (and on the EMA copy too). Fills `record`'s val_* entries on the main process."""
-    cfg, ctx, logger = run['cfg'], run['ctx'], run['logger']
-    broadcast_buffers(run['bare'], ctx)
-    candidates = [('raw', run['bare'], run['eval_model'])]
-    if run['ema'] is not None:
-        candidates.append(('ema', run['ema'].module, with_autocast(run['ema'].module, cfg, ctx.device)))
-    for name, module, runnable in candidates:
+    cfg, ctx, logger = run.cfg, run.ctx, run.logger
+    broadcast_buffers(run.model, ctx)
+    candidates = [('raw', run.model, run.eval_forward)]
+    if run.ema is not None:
+        candidates.append(('ema', run.ema.module, with_autocast(run.ema.module, cfg, ctx.device)))
+    for name, module, forward in candidates:
         if cfg.BN.USE_PRECISE_STATS:
-            begin_epoch(run['train_loader'], epoch)
-            precise_bn(module, run['train_loader'], cfg, ctx, logger, 'raw' if name == 'raw' else 'EMA')
-        metrics = validate(runnable, run['val_loader'], ctx.device, cfg, ctx)
+            begin_epoch(run.train_loader, epoch)
+            precise_bn(module, run, 'raw' if name == 'raw' else 'EMA')
+        metrics = validate(forward, run.val_loader, ctx.device, cfg, ctx)
         if metrics is None:
             continue
         suffix = '' if name == 'raw' else '_ema'
@@ -90,7 +95,7 @@ def validate_epoch(run, epoch, record):
                 logger.warning('epoch %d validation: %d unreadable videos left out',
                                epoch + 1, metrics['unreadable'])
         for key in ('top1', 'top5', 'mean_class_accuracy', 'nll'):
-            run['writer'].add_scalar(f'val{suffix}/{key}', metrics[key], epoch + 1)
+            run.writer.add_scalar(f'val{suffix}/{key}', metrics[key], epoch + 1)
         logger.info('epoch %d validation%s: top1 %.2f top5 %.2f mean class acc %.2f', epoch + 1,
                     ' (EMA weights)' if suffix else '', metrics['top1'], metrics['top5'],
                     metrics['mean_class_accuracy'])
@@ -99,34 +104,32 @@ def validate_epoch(run, epoch, record):
 def lr_curve(run, points=400):
     """[(epoch, lr)] over the whole run, per iteration (sampled): the schedule is a function
     of the step."""
-    steps_per_epoch = run['steps_per_epoch']
-    total = run['cfg'].TRAIN.EPOCHS * steps_per_epoch
-    return [(step / steps_per_epoch, learning_rate(run['cfg'].TRAIN, run['base_lr'], step, steps_per_epoch))
+    steps_per_epoch = run.steps_per_epoch
+    total = run.cfg.TRAIN.EPOCHS * steps_per_epoch
+    return [(step / steps_per_epoch, learning_rate(run.cfg.TRAIN, run.base_lr, step, steps_per_epoch))
             for step in range(0, total, max(1, total // points))]
 
 
 def save_epoch(run, epoch, record, best_top1):
     """best.pth (the better of the raw and EMA weights, saying which), last.pth, the policy
-    and curves.png; the new best top1."""
-    cfg, checkpoint_dir = run['cfg'], run['checkpoint_dir']
-    scores = [('raw', record['val_top1'], run['bare'])]
-    if run['ema'] is not None and record.get('val_top1_ema') is not None:
-        scores.append(('ema', record['val_top1_ema'], run['ema'].module))
+    and curves.png; the new best top1. Both checkpoints carry the config and class names."""
+    scores = [('raw', record['val_top1'], run.model)]
+    if run.ema is not None and record.get('val_top1_ema') is not None:
+        scores.append(('ema', record['val_top1_ema'], run.ema.module))
     weights, top1, module = max(scores, key=lambda item: -1 if item[1] is None else item[1])
     is_best = top1 is not None and (best_top1 is None or top1 > best_top1)
     if is_best:
         best_top1 = top1
         save_atomic({'model': module.state_dict(), 'epoch': epoch + 1, 'top1': best_top1,
-                     'weights': weights, 'config': to_plain(cfg)},
-                    osp.join(checkpoint_dir, 'best.pth'))
+                     'weights': weights, 'config': to_plain(run.cfg),
+                     'class_names': list(run.class_names)},
+                    osp.join(run.checkpoint_dir, 'best.pth'))
     record['best_weights'] = weights if is_best else None
-    save_last(run['last_path'], run['bare'], run['optimizer'], run['scaler'], cfg, run['ctx'],
-              epoch + 1, best_top1, run['history'], ema=run['ema'])
-    write_policy(osp.join(run['out_dir'], 'training_policy.json'), cfg, run['history'], run['ctx'],
-                 run['lr_scale'])
-    save_curves_png(run['history'], osp.join(run['out_dir'], 'curves.png'), lr_curve(run))
-    run['logger'].info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
-                       record['lr'], f', new best ({weights} weights)' if is_best else '')
+    save_last(run, epoch + 1, best_top1)
+    write_policy(run)
+    save_curves_png(run.history, osp.join(run.out_dir, 'curves.png'), lr_curve(run))
+    run.logger.info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
+                    record['lr'], f', new best ({weights} weights)' if is_best else '')
     return best_top1
 
 
@@ -150,14 +153,14 @@ def run_training(cfg):
 
 
 def setup_run(cfg, ctx):
-    """Everything a run needs, in one dict: folders, logger, data, model (bare, for DDP or
-    DataParallel, for evaluation), optimizer, loss scaler, EMA, writer and where to start."""
+    """The run's parts, built once: folders, logger, data, model, optimizer, loss scaler,
+    EMA, TensorBoard writer and where to start."""
     out_dir = exp_dir(cfg)
-    checkpoint_dir = osp.join(out_dir, 'checkpoints')
     if ctx.is_main:
-        os.makedirs(checkpoint_dir, exist_ok=True)
+        os.makedirs(osp.join(out_dir, 'checkpoints'), exist_ok=True)
+        save_config(cfg, osp.join(out_dir, 'config.yaml'))
     logger = setup_logger(osp.join(out_dir, 'log'), filename='train.log', rank=ctx.rank)
-    log_dlac_translation(logger)
+    log_resolution(cfg, logger)
     check_acceleration(cfg, ctx)
     set_cpu_threads(cfg.NUM_THREADS)
     set_determinism(cfg)
@@ -176,18 +179,17 @@ def setup_run(cfg, ctx):
                 len(val_set), cfg.DATASET.CLASS_NUM)
 
     lr_scale = ctx.world_size if cfg.TRAIN.LR_SCALING == 'linear' else 1
-    bare = build_model(cfg, logger).to(ctx.device)
-    if ctx.is_main:        # after the build: MODEL.PRETRAINED may have set options and the convention
-        save_config(cfg, osp.join(out_dir, 'config.yaml'))
+    model = build_model(cfg, logger).to(ctx.device)
     if ctx.distributed and cfg.MODEL.SYNC_BN:
-        bare = sync_batch_norm(bare, ctx, logger)
+        model = sync_batch_norm(model, ctx, logger)
     if cfg.TRAIN.CHANNELS_LAST:
-        to_channels_last(bare)
-    optimizer = build_optimizer(bare, cfg, cfg.TRAIN.BASE_LR * lr_scale)
-    scaler, ema = grad_scaler(cfg, ctx.device), build_ema(bare, cfg)
-    start = resume_state(cfg, bare, optimizer, scaler, checkpoint_dir, logger, ctx, ema)
+        to_channels_last(model)
+    optimizer = build_optimizer(model, cfg, cfg.TRAIN.BASE_LR * lr_scale)
+    scaler, ema = grad_scaler(cfg, ctx.device), build_ema(model, cfg)
+    start = resume_state(cfg, model, optimizer, scaler, osp.join(out_dir, 'checkpoints'), logger,
+                         ctx, ema)
     logger.info('%s/%s on %s, %.2fM parameters', cfg.MODEL_NAME, cfg.BACKBONE, ctx.device,
-                sum(p.numel() for p in bare.parameters()) / 1e6)
+                sum(p.numel() for p in model.parameters()) / 1e6)
     if ctx.world_size > 1 or cfg.TRAIN.ACCUM_STEPS > 1:
         logger.info('optimizer batch %d (%d per process x %d processes x %d accumulated), lr %g '
                     '(BASE_LR %g, LR_SCALING %s)', cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size
@@ -196,60 +198,52 @@ def setup_run(cfg, ctx):
                     cfg.TRAIN.LR_SCALING)
     steps_per_epoch = steps_in(len(train_loader), cfg.TRAIN.ACCUM_STEPS)
     writer = (SummaryWriter(osp.join(out_dir, 'tensorboard'),
-                            purge_step=start['epoch'] * steps_per_epoch + start['step'])
+                            purge_step=start.epoch * steps_per_epoch + start.step)
               if ctx.is_main else NullWriter())
-    return {'cfg': cfg, 'ctx': ctx, 'logger': logger, 'out_dir': out_dir,
-            'checkpoint_dir': checkpoint_dir, 'last_path': osp.join(checkpoint_dir, 'last.pth'),
-            'train_set': train_set, 'train_loader': train_loader, 'val_loader': val_loader,
-            'bare': bare, 'model': runnable_model(bare, cfg, ctx, logger),
-            'eval_model': with_autocast(bare, cfg, ctx.device), 'optimizer': optimizer,
-            'scaler': scaler, 'ema': ema, 'lr_scale': lr_scale, 'base_lr': cfg.TRAIN.BASE_LR * lr_scale,
-            'steps_per_epoch': steps_per_epoch, 'start': start, 'history': start['history'],
-            'writer': writer, 'health': StepHealth(cfg.TRAIN.MAX_BAD_STEPS),
-            'bad_samples': BadSampleTracker(train_set, cfg.DATASET.MAX_BAD_FRACTION, logger,
-                                            osp.join(out_dir, 'log', 'bad_samples.txt'))}
+    return Run(cfg=cfg, ctx=ctx, logger=logger, model=model,
+               train_forward=runnable_model(model, cfg, ctx, logger), optimizer=optimizer,
+               scaler=scaler, train_loader=train_loader, base_lr=cfg.TRAIN.BASE_LR * lr_scale,
+               ema=ema, writer=writer, eval_forward=with_autocast(model, cfg, ctx.device),
+               val_loader=val_loader, out_dir=out_dir, lr_scale=lr_scale,
+               steps_per_epoch=steps_per_epoch, start=start, class_names=class_names_of(cfg),
+               bad_samples=BadSampleTracker(train_set, cfg.DATASET.MAX_BAD_FRACTION, logger,
+                                            osp.join(out_dir, 'log', 'bad_samples.txt')))
 
 
 def train_model(cfg, ctx):
     run = setup_run(cfg, ctx)
-    logger, start, history, bad_samples = run['logger'], run['start'], run['history'], run['bad_samples']
-    best_top1 = start['best_top1']
-    if start['epoch'] >= cfg.TRAIN.EPOCHS:
+    logger, start, history = run.logger, run.start, run.history
+    best_top1 = start.best_top1
+    if start.epoch >= cfg.TRAIN.EPOCHS:
         logger.info("all %d epochs are already done (%s); pass --resume '' to train again",
-                    cfg.TRAIN.EPOCHS, run['last_path'])
+                    cfg.TRAIN.EPOCHS, run.last_path)
     try:
         with GracefulStop() as stop:
-            for epoch in range(start['epoch'], cfg.TRAIN.EPOCHS):
-                resumed = epoch == start['epoch']
-                first_step = start['step'] if resumed else 0
+            for epoch in range(start.epoch, cfg.TRAIN.EPOCHS):
+                resumed = epoch == start.epoch
+                first_step = start.step if resumed else 0
                 started = time.time()
-                begin_epoch(run['train_loader'], epoch,
+                begin_epoch(run.train_loader, epoch,
                             first_step * cfg.TRAIN.BASE_BATCH_SIZE * cfg.TRAIN.ACCUM_STEPS)
-                bad_samples.start_epoch(epoch)
-                run['health'].skipped = 0
+                run.bad_samples.start_epoch(epoch)
+                run.health.skipped = 0
                 try:
                     train_loss, train_top1, steps = train_one_epoch(
-                        run['model'], run['train_loader'], run['optimizer'], ctx.device, cfg, epoch,
-                        run['writer'], logger, ctx=ctx, start_step=first_step,
-                        totals=start['totals'] if resumed else None, stop=stop, scaler=run['scaler'],
-                        bad_samples=bad_samples, health=run['health'], base_lr=run['base_lr'],
-                        ema=run['ema'])
+                        run, epoch, first_step, start.totals if resumed else None, stop)
                 except TrainingStopped as stopped:
                     if ctx.is_main:
-                        save_last(run['last_path'], run['bare'], run['optimizer'], run['scaler'], cfg,
-                                  ctx, epoch, best_top1, history, step=stopped.step,
-                                  totals=stopped.totals, ema=run['ema'])
+                        save_last(run, epoch, best_top1, step=stopped.step, totals=stopped.totals)
                         logger.warning('%s: saved %s at step %d of epoch %d; run the same command '
-                                       'to continue', stopped, run['last_path'], stopped.step, epoch + 1)
+                                       'to continue', stopped, run.last_path, stopped.step, epoch + 1)
                     raise SystemExit(0) from None
                 record = {'epoch': epoch + 1, 'lr': learning_rate(   # the LR of the epoch's first step
-                              cfg.TRAIN, run['base_lr'], epoch * run['steps_per_epoch'], run['steps_per_epoch']),
+                              cfg.TRAIN, run.base_lr, epoch * run.steps_per_epoch, run.steps_per_epoch),
                           'train_loss': train_loss, 'train_top1': train_top1, 'val_top1': None,
-                          'val_top5': None, 'replaced_samples': bad_samples.total,
-                          'skipped_steps': run['health'].skipped}
-                if bad_samples.total:
+                          'val_top5': None, 'replaced_samples': run.bad_samples.total,
+                          'skipped_steps': run.health.skipped}
+                if run.bad_samples.total:
                     logger.warning('epoch %d: %d unreadable training samples were replaced by '
-                                   'others (each is named above)', epoch + 1, bad_samples.total)
+                                   'others (each is named above)', epoch + 1, run.bad_samples.total)
                 if ctx.distributed:
                     record['steps_per_process'] = [int(n) for n in gather_to_main(steps, ctx) or []]
                 if (epoch + 1) % cfg.TRAIN.EVAL_FREQ == 0 or epoch + 1 == cfg.TRAIN.EPOCHS:
@@ -258,19 +252,18 @@ def train_model(cfg, ctx):
                 history.append(record)
                 if ctx.is_main:
                     for tag, value in (('train/epoch_loss', train_loss),
-                                       ('data/replaced_samples', bad_samples.total),
+                                       ('data/replaced_samples', run.bad_samples.total),
                                        ('time/epoch', record['epoch_time_s'])):
-                        run['writer'].add_scalar(tag, value, epoch + 1)
+                        run.writer.add_scalar(tag, value, epoch + 1)
                     best_top1 = save_epoch(run, epoch, record, best_top1)
     finally:
-        run['writer'].close()
-    difference = replica_max_abs_diff(run['bare'], ctx)      # before anything copies rank 0's state
+        run.writer.close()
+    difference = replica_max_abs_diff(run.model, ctx)      # before anything copies rank 0's state
     if difference is not None:
         logger.info('the %d replicas end with the same weights: largest difference %g',
                     ctx.world_size, difference)
         if ctx.is_main and history:
-            write_policy(osp.join(run['out_dir'], 'training_policy.json'), cfg, history, ctx,
-                         run['lr_scale'], replica_diff=difference)
+            write_policy(run, replica_diff=difference)
     logger.info('training finished: best val top1 %s', 'n/a' if best_top1 is None else f'{best_top1:.2f}')
     return best_top1
 
@@ -284,9 +277,10 @@ def main(argv=None):
     if cfg.EXP_TYPE == 'E':        # a config (DLAC's) that says: evaluate
         print("EXP_TYPE 'E' (evaluate) in the config: evaluating instead of training, as "
               'evaluate.py does (bash Script/run_evaluate_m.sh)', file=sys.stderr)
+        cfg, _ = parse_config(argv, parser=parser, exp_type='E', trained=lambda args: 'default')
         return run_entry_point(evaluate.run_evaluation, cfg)
     if args.resume is not None:
-        cfg.TRAIN.RESUME = args.resume
+        cfg = updated(cfg, {'TRAIN.RESUME': args.resume})
     return run_entry_point(run_training, cfg)
 
 

@@ -25,8 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def build(args):
     import config
     from models import build_model
-    config.reset()
-    cfg = config.ActivityConfig
+    cfg = config.default_config()
     cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = args.model, args.backbone, 400
     return build_model(cfg)
 

@@ -44,8 +44,7 @@ MODELS = {
 
 
 def make_cfg(key, amp, channels_last, compile_model, amp_dtype):
-    config.reset()
-    cfg = config.ActivityConfig
+    cfg = config.default_config()
     _, cfg.MODEL_NAME, cfg.BACKBONE, frames, overrides, _ = MODELS[key]
     cfg.DATASET.CLASS_NUM = 400
     cfg.DATA.NUM_SEGMENTS = frames

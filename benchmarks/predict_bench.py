@@ -48,12 +48,11 @@ def make_videos(folder, count, frames=48):
 
 def experiment(root, overrides, size):
     """The config of one model, with a random-weight checkpoint and its export."""
-    config.reset()
-    cfg, _ = config.parse_config(overrides + [
+    cfg = config.build_config(overrides + [
         'SNAPSHOT_ROOT', root, 'DATASET.ROOT_PATH', root, 'DATASET.CLASS_NUM', '8',
         'DATASET.SCALE_SIZE', str(size * 256 // 224), 'DATASET.CROP_SIZE', str(size),
         'VAL.NUM_CROPS', '1', 'VAL.BATCH_SIZE', '4', 'NUM_THREADS', '2',
-        'EXP_TAG', overrides[1]], parser=config.build_parser('bench'))
+        'EXP_TAG', overrides[1]])
     torch.manual_seed(0)
     save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 0, 'config': config.to_plain(cfg)},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
@@ -62,7 +61,7 @@ def experiment(root, overrides, size):
 
 
 def timed_run(cfg, videos, out, workers, onnx):
-    cfg.DATASET.NUM_WORKERS = workers
+    cfg = config.updated(cfg, {'DATASET.NUM_WORKERS': workers})
     shutil.rmtree(out, ignore_errors=True)
     args = SimpleNamespace(input=videos, onnx=onnx, checkpoint=None, out=out, topk=5, views=None,
                            untrimmed=False, window=0, stride=0, pooling='topk', pool_k=3)

@@ -13,7 +13,8 @@ from .tsn import TSN
 from .video_resnet import VideoResNet
 from .videomae import SIZES as VIT_SIZES, VideoMAE
 from .x3d import VARIANTS as X3D_VARIANTS, X3D
-from .convert import apply_settings, read_weights
+from .convert import read_weights
+from .errors import ModelOptionError
 from .named_weights import imagenet_file
 from .weights import WeightsError, load_converted
 
@@ -66,9 +67,9 @@ SEGMENT_MODELS = ('tsn', 'tsm')
 
 
 def build_model(cfg, logger=None, pretrained=True):
-    """The model MODEL_NAME names, with MODEL.PRETRAINED weights if given (and `pretrained`).
-    The file's input convention, and its architecture options when it holds this very model,
-    go into `cfg` first (keys set on the command line win)."""
+    """The model MODEL_NAME names, with MODEL.PRETRAINED's weights loaded if given (and
+    `pretrained`). Reads `cfg` only: the file's input convention and options were put into
+    the config when it was built (config.build_config)."""
     name = cfg.MODEL_NAME.lower()
     if name not in MODELS:
         raise ModelConfigError(f"unknown MODEL_NAME {cfg.MODEL_NAME!r}; choose one of {sorted(MODELS)}")
@@ -79,21 +80,18 @@ def build_model(cfg, logger=None, pretrained=True):
     if cfg.BACKBONE.lower() not in backbones:
         raise ModelConfigError(f"BACKBONE {cfg.BACKBONE!r} does not fit MODEL_NAME {name!r}; "
                                f"choose one of {list(backbones)}")
-    converted = path = None
-    if pretrained and cfg.MODEL.PRETRAINED:
-        path = cfg.MODEL.PRETRAINED
-        if path == 'imagenet':
-            path = imagenet_file(cfg.BACKBONE.lower(), pretrain_zoo_dir(cfg), logger)
-        converted = read_weights(path, cfg.MODEL.PRETRAINED_FROM)
-        apply_settings(cfg, converted, logger, architecture=converted.model_name == name, path=path)
     try:
         model = builder(cfg)
-    except KeyError as err:
-        raise ModelConfigError(str(err.args[0])) from err
-    if converted is not None:
-        load_converted(model, converted, path, logger)
+    except ModelOptionError as err:
+        raise ModelConfigError(str(err)) from err
+    if pretrained and cfg.MODEL.PRETRAINED:
+        path = cfg.MODEL.PRETRAINED
+        if path == 'imagenet':          # a config built by hand (build_config resolves it)
+            path = imagenet_file(cfg.BACKBONE.lower(), pretrain_zoo_dir(cfg), logger)
+        load_converted(model, read_weights(path, cfg.MODEL.PRETRAINED_FROM), path, logger,
+                       model_name=name)
     return model
 
 
-__all__ = ['build_model', 'MODELS', 'ModelConfigError', 'TSN', 'TSM', 'I3D', 'SlowFast', 'MFNet3D',
-           'WeightsError']
+__all__ = ['build_model', 'MODELS', 'ModelConfigError', 'ModelOptionError', 'TSN', 'TSM', 'I3D',
+           'SlowFast', 'MFNet3D', 'WeightsError']

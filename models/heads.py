@@ -1,6 +1,8 @@
 """Pieces shared by every recognition model: the classifier head and segment consensus."""
 import torch.nn as nn
 
+from .errors import check_option
+
 
 class ClassifierHead(nn.Module):
     """Dropout then a linear classifier, initialised small as in TSN (std 0.001)."""
@@ -45,6 +47,4 @@ CONSENSUS = {'avg': lambda scores: scores.mean(dim=1),
 
 def segment_consensus(scores, kind='avg'):
     """[N, T, K] per-segment scores -> [N, K] video scores."""
-    if kind not in CONSENSUS:
-        raise KeyError(f"unknown MODEL.CONSENSUS {kind!r}; choose one of {sorted(CONSENSUS)}")
-    return CONSENSUS[kind](scores)
+    return CONSENSUS[check_option('MODEL.CONSENSUS', kind, CONSENSUS)](scores)

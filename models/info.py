@@ -61,14 +61,11 @@ def build(model_name, backbone, classes, overrides=None):
     """A model built through build_model from a fresh default config."""
     import config
     from models import build_model
-    config.reset()
-    cfg = config.ActivityConfig
+    cfg = config.default_config()
     cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = model_name, backbone, classes
     for key, value in (overrides or {}).items():
         cfg.MODEL[key] = value
-    model = build_model(cfg)
-    config.reset()
-    return model
+    return build_model(cfg)
 
 
 def describe(model_name, backbone, frames, size, classes, overrides=None):

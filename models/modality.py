@@ -15,11 +15,6 @@ import torch
 MODALITIES = ('RGB', 'Flow', 'RGBDiff')
 
 
-def check_modality(modality):
-    if modality not in MODALITIES:
-        raise KeyError(f'unknown MODALITY {modality!r}; choose one of {list(MODALITIES)}')
-
-
 def clip_channels(modality):
     """Channels of the clip the dataset gives: flow x and y, or RGB."""
     return 2 if modality == 'Flow' else 3

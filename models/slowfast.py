@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from .backbones.resnet3d import ResNet3dPathway
+from .errors import check_option
 from .heads import ClassifierHead, global_pool
 
 
@@ -39,11 +40,8 @@ class SlowFast(nn.Module):
     def __init__(self, num_classes, depth=50, alpha=8, beta_inv=8, fusion_kernel=5, dropout=0.5,
                  in_channels=3, lateral_ratio=2, lateral='conv_bn_relu', slow_frames='stride'):
         super().__init__()
-        if lateral not in LATERAL_FORMS:
-            raise KeyError(f'unknown MODEL.SLOWFAST_LATERAL {lateral!r}; choose one of {list(LATERAL_FORMS)}')
-        if slow_frames not in SLOW_FRAME_CHOICES:
-            raise KeyError(f'unknown MODEL.SLOWFAST_SLOW_FRAMES {slow_frames!r}; choose one of '
-                           f'{list(SLOW_FRAME_CHOICES)}')
+        check_option('MODEL.SLOWFAST_LATERAL', lateral, LATERAL_FORMS)
+        check_option('MODEL.SLOWFAST_SLOW_FRAMES', slow_frames, SLOW_FRAME_CHOICES)
         self.alpha, self.slow_frames = alpha, slow_frames
         fast_width = 64 // beta_inv
         self.fast = ResNet3dPathway(depth, kind='fast', width=fast_width, in_channels=in_channels)

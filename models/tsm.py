@@ -13,6 +13,7 @@ import torch.nn as nn
 from .backbones.bninception import BNInception
 from .backbones.mobilenetv2 import MobileNetV2, shiftable_blocks
 from .backbones.resnet import BasicBlock, Bottleneck
+from .errors import ModelOptionError
 from .tsn import TSN
 
 
@@ -75,7 +76,7 @@ class TSM(TSN):
         super().__init__(num_classes, backbone, consensus, dropout, partial_bn, modality, new_length)
         blocks = shifted_blocks(self.backbone)
         if not blocks:
-            raise KeyError(f'TSM shifts inside residual or inception blocks: use a ResNet, '
+            raise ModelOptionError(f'TSM shifts inside residual or inception blocks: use a ResNet, '
                            f'bninception or mobilenetv2 BACKBONE, not {backbone!r}')
         for block in blocks:
             block.temporal_shift = TemporalShift(shift_div)

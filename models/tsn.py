@@ -8,17 +8,17 @@ modality.py).
 import torch.nn as nn
 
 from .backbones import build_backbone
-from .heads import ClassifierHead, segment_consensus
-from .modality import check_modality, frames_per_segment, input_channels, stack_segments
+from .errors import check_option
+from .heads import CONSENSUS, ClassifierHead, segment_consensus
+from .modality import MODALITIES, frames_per_segment, input_channels, stack_segments
 
 
 class TSN(nn.Module):
     def __init__(self, num_classes, backbone='resnet18', consensus='avg', dropout=0.5,
                  partial_bn=False, modality='RGB', new_length=1):
         super().__init__()
-        if consensus not in ('avg', 'max'):
-            raise KeyError(f"unknown MODEL.CONSENSUS {consensus!r}; choose one of ['avg', 'max']")
-        check_modality(modality)
+        check_option('MODEL.CONSENSUS', consensus, CONSENSUS)
+        check_option('MODALITY', modality, MODALITIES)
         self.modality, self.new_length = modality, new_length
         self.backbone = build_backbone(backbone, num_classes=0,
                                        in_channels=input_channels(modality, new_length))

@@ -13,6 +13,7 @@ Input [N, 3, T, H, W] (torchvision's: 16 frames at 112x112, Kinetics mean/std be
 """
 import torch.nn as nn
 
+from .errors import check_option
 from .heads import ClassifierHead, PooledRecognizer
 
 KINETICS_VIDEO = {'DATASET.MEAN': [0.43216, 0.394666, 0.37645],
@@ -71,7 +72,7 @@ class BasicBlock3d(nn.Module):
 class VideoResNetBackbone(nn.Module):
     def __init__(self, variant, layers=(2, 2, 2, 2)):
         super().__init__()
-        convs, time_stride = VARIANTS[variant]
+        convs, time_stride = VARIANTS[check_option('video ResNet variant (MODEL_NAME)', variant, VARIANTS)]
         if variant == 'r2plus1d':
             self.stem = nn.Sequential(
                 nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
@@ -110,7 +111,6 @@ class VideoResNet(PooledRecognizer):
 
     def __init__(self, num_classes, variant='r2plus1d', dropout=0.5):
         super().__init__()
-        if variant not in VARIANTS:
-            raise KeyError(f'unknown video ResNet {variant!r}; choose one of {sorted(VARIANTS)}')
+        check_option('video ResNet variant (MODEL_NAME)', variant, VARIANTS)
         self.backbone = VideoResNetBackbone(variant)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.01)

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import check_option
 from .heads import ClassifierHead
 
 SIZES = {'vit_small': (384, 12, 6), 'vit_base': (768, 12, 12)}   # width, depth, heads
@@ -95,7 +96,7 @@ class VideoViT(nn.Module):
 
     def __init__(self, size='vit_base', drop_path=0.0, eps=1e-6, fc_norm_eps=1e-6):
         super().__init__()
-        width, depth, heads = SIZES[size]
+        width, depth, heads = SIZES[check_option('VideoMAE size (BACKBONE)', size, SIZES)]
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv3d(3, width, (TUBELET, PATCH, PATCH), stride=(TUBELET, PATCH, PATCH))
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
@@ -121,8 +122,7 @@ class VideoMAE(nn.Module):
     def __init__(self, num_classes, size='vit_base', dropout=0.5, drop_path=0.1, eps=1e-6,
                  fc_norm_eps=1e-6):
         super().__init__()
-        if size not in SIZES:
-            raise KeyError(f'unknown VideoMAE size {size!r}; choose one of {sorted(SIZES)}')
+        check_option('VideoMAE size (BACKBONE)', size, SIZES)
         self.backbone = VideoViT(size, drop_path, eps, fc_norm_eps)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.02)
         self.apply(self._init)

@@ -1,14 +1,22 @@
 """Loading weight files into our models by parameter name.
 
-models.convert reads a file of any known source into our names; then (`load_converted`):
-- a checkpoint of this very model: loaded whole; a classifier for another number of classes is
-  re-initialised (and the log says so);
-- the backbone of a 2D model (an ImageNet ResNet, BN-Inception or MFNet2D as a TSN): loaded by
-  name into the model's backbone, its classifier left out; for 3D models each 2D kernel is
-  inflated (repeated over time and divided by the temporal size), so a clip of identical
-  frames gives the 2D network's response wherever the zero temporal padding at the clip's
-  ends is out of the kernels' reach;
-- anything else: WeightsError listing the missing, unexpected and mismatched keys.
+models.convert reads a file of any known source into our names, and its converter says what
+the file is (Converted.kind, .classifier, .first_conv, as timm's pretrained_cfg); then
+`load_converted` loads each kind its own way:
+- 'model', a whole recognition model: loaded whole into the model it is; a classifier for
+  another number of classes (its `classifier` names) is left as the model initialised it, and
+  the log says so. A TSN/TSM file (a 2D network under a segment model) gives its backbone
+  where a whole model cannot go: to a Flow or RGBDiff TSN/TSM (the first convolution by
+  cross-modality initialisation) and to a 3D model (inflated, as below). A whole model of
+  another MODEL_NAME is a WeightsError that says which model it holds;
+- '2d_backbone', an ImageNet 2D network (a ResNet, BN-Inception, MFNet2D, ...): loaded by
+  name into the model's backbone, its classifier left out unless the model is that very
+  network (a TSN of its classes on its input); for 3D models each 2D kernel is inflated
+  (repeated over time and divided by the temporal size), so a clip of identical frames gives
+  the 2D network's response wherever the zero temporal padding at the clip's ends is out of
+  the kernels' reach;
+- '3d_backbone' and 'encoder' (no classifier): a WeightsError saying what the file is;
+- keys that do not fit: a WeightsError listing the missing, unexpected and mismatched keys.
 Files are read with `weights_only=True`: a file that would execute code on load is refused.
 """
 import torch
@@ -115,14 +123,17 @@ def identity_shortcut(module, prefix):
             prefix + '1.running_var': torch.full((out_channels,), 1.0 - norm.eps)}
 
 
-def load_backbone_state(module, state_dict, source='state dict'):
+def load_backbone_state(module, state_dict, source='state dict', first_conv=None):
     """Load a 2D backbone file into `module` (2D or an inflated 3D network) by name, leaving out
-    the file's classifier. Returns the list of left-out keys."""
+    the file's classifier (`fc.`, `classifier.`, `last_linear.` keys the module lacks).
+    `first_conv`: the name of the file's first convolution (default the module's first); an
+    RGB one goes into a Flow or RGBDiff network by cross-modality initialisation. Returns the
+    list of left-out keys."""
     refuse_nonfinite(state_dict, source)
     own = module.state_dict()
     ignored = [k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES) and k not in own]
     state_dict = dict(state_dict)
-    first = first_conv_key(module)
+    first = first_conv or first_conv_key(module)
     if (first in state_dict and first in own and state_dict[first].shape[1] == 3
             and own[first].shape[1] != 3 and state_dict[first].dim() == own[first].dim()):
         # a Flow or RGBDiff network from RGB weights: cross-modality initialisation
@@ -159,76 +170,170 @@ def backbone_targets(model):
     return [model.backbone]
 
 
+# TSN and TSM: one family of 2D segment models with the same parameter names (the temporal
+# shift has none; the TSN/TSM authors' BN-Inception files cannot say which they are)
+SEGMENT_MODELS = ('tsn', 'tsm')
+CLASSIFIER = ('head.fc.weight', 'head.fc.bias')       # the classifier of every model of ours
+
+
 def load_backbone_file(model, path, logger=None):
-    """Load the backbone of a 2D weight file (an ImageNet network of any known source) into
-    the model's backbone, inflated for 3D models. Returns the left-out classifier keys."""
+    """Load the backbone of a 2D weight file (an ImageNet network of any known source, or a
+    TSN/TSM) into the model's backbone, inflated for 3D models. Returns the left-out
+    classifier keys, in the 2D network's names (`fc.weight`, ...)."""
     from .convert import read_weights
-    return _load_backbone(model, read_weights(path), path, logger)
+    from .convert.common import KIND_2D_BACKBONE
+    converted = read_weights(path)
+    if converted.kind != KIND_2D_BACKBONE and converted.model_name not in SEGMENT_MODELS:
+        raise WeightsError(_other_model(model, converted, path))
+    return _load_backbone(model, converted, path, logger)
 
 
-def _load_backbone(model, converted, path, logger=None):
-    if converted.model_name not in TWO_D_MODELS:
-        raise WeightsError(f'{path} holds a {converted.model_name} model ({converted.source}), whose '
-                           f'weights do not fit {type(model).__name__}: use it with MODEL_NAME '
-                           f'{converted.model_name}')
-    backbone = {('fc.' + k[len('head.fc.'):] if k.startswith('head.fc.') else k[len('backbone.'):]): v
-                for k, v in converted.state_dict.items() if k.startswith(('backbone.', 'head.fc.'))}
-    ignored = []
+def _other_model(model, converted, path):
+    return (f'{path} holds a {converted.model_name} model ({converted.source}), whose weights do not '
+            f'fit {type(model).__name__}: use it with MODEL_NAME {converted.model_name}')
+
+
+def _load_backbone(model, converted, path, logger=None, how='by name'):
+    """The file's `backbone.` tensors into each of backbone_targets(model), its classifier
+    left out; `how` says why, for the log."""
+    state, classifier = converted.state_dict, set(converted.classifier)
+    refuse_nonfinite(state, path)           # named as the converted file names them
+    outside = [k for k in state if not k.startswith('backbone.') and k not in classifier]
+    if outside:
+        raise WeightsError(f'{path}: a {converted.model_name} file ({converted.source}) with tensors '
+                           f'outside its backbone and classifier: {_describe(outside)}; its backbone '
+                           f'alone would not be the network it was trained as')
+    backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    first = converted.first_conv[len('backbone.'):] if converted.first_conv else None
     for target in backbone_targets(model):
-        ignored = load_backbone_state(target, backbone, source=path)
+        load_backbone_state(target, backbone, source=path, first_conv=first)
+    # the classifier as the 2D network names it (head.fc.weight -> fc.weight)
+    left_out = sorted(k[len('head.'):] if k.startswith('head.') else k for k in classifier if k in state)
     if logger:
-        logger.info('loaded the backbone of %s into %s (left out the classifier: %s)',
-                    path, type(model).__name__, ', '.join(ignored) or 'none')
-    return ignored
+        logger.info('loaded the backbone of %s (%s, %s) into %s %s (left out the classifier: %s)',
+                    path, converted.kind, converted.source, type(model).__name__, how,
+                    ', '.join(left_out) or 'none')
+    return left_out
 
 
-def load_model_checkpoint(model, state, source='state dict', logger=None):
-    """Load a whole-model state dict. A classifier head trained for another number of classes
-    (e.g. Kinetics-400 weights fine-tuned on UCF101) is re-initialised. Returns the list of
-    head keys that were re-initialised."""
+def load_model_checkpoint(model, state, source='state dict', logger=None, classifier=CLASSIFIER):
+    """Load a whole-model state dict. A classifier (the `classifier` tensors) trained for
+    another number of classes (e.g. Kinetics-400 weights fine-tuned on UCF101) is not loaded:
+    it stays as the model initialised it (load into a freshly built model), and the log says
+    so. Returns the classifier keys that were re-initialised."""
     own = model.state_dict()
-    head_keys = [k for k in state if k.startswith('head.') and k in own and state[k].shape != own[k].shape]
-    if head_keys:
-        model.head.reset_parameters()
-        if logger:
-            shapes = ', '.join(f'{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}' for k in head_keys)
-            logger.info('classifier of %s has another number of classes: re-initialised (%s)',
-                        source, shapes)
-    load_into(model, state, ignore_prefixes=('head.',) if head_keys else (), source=source)
-    return head_keys
+    classifier = tuple(classifier)
+    other_classes = [k for k in classifier if k in state and k in own and state[k].shape != own[k].shape]
+    if other_classes and logger:
+        shapes = ', '.join(f'{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}' for k in other_classes)
+        logger.info('classifier of %s has another number of classes: re-initialised (%s)', source, shapes)
+    load_into(model, state, ignore_prefixes=classifier if other_classes else (), source=source)
+    return list(classifier) if other_classes else []
 
 
-def is_model_checkpoint(model, state):
-    """True when the file is a whole checkpoint of this model: most of its keys are the
-    model's names, with the model's shapes outside the classifier (a Flow TSN takes an RGB
-    TSN's backbone, not the whole model)."""
-    own = model.state_dict()
-    shared = [k for k in state if k in own]
-    return (len(shared) >= 0.5 * len(state)
-            and all(state[k].shape == own[k].shape for k in shared if not k.startswith('head.')))
+def _first_convs(model, converted):
+    """(the file's first convolution, [the one of each backbone target under that name,
+    None where it has none])."""
+    theirs = converted.state_dict.get(converted.first_conv) if converted.first_conv else None
+    if theirs is None or not converted.first_conv.startswith('backbone.'):
+        return theirs, []
+    name = converted.first_conv[len('backbone.'):]
+    return theirs, [target.state_dict().get(name) for target in backbone_targets(model)]
 
 
-TWO_D_MODELS = ('tsn', 'tsm')
+def _backbone_use(model, converted):
+    """How the 2D backbone of a file (an ImageNet network, a TSN/TSM) goes into `model` where
+    the whole file cannot: 'inflated' into a 3D model, 'by cross-modality initialisation' into
+    a Flow or RGBDiff segment model from an RGB one; None when the first convolutions agree."""
+    theirs, owns = _first_convs(model, converted)
+    if theirs is None or not owns or any(own is None for own in owns):
+        return None
+    if all(own.dim() == theirs.dim() + 1 for own in owns):
+        return 'inflated'
+    if theirs.shape[1] == 3 and all(own.dim() == theirs.dim() and own.shape[1] != 3 for own in owns):
+        return 'by cross-modality initialisation'
+    return None
 
 
-def load_converted(model, converted, path, logger=None):
-    """Load a converted weight file (models.convert.Converted) into `model`: whole when its
-    names are the model's (the classifier re-initialised for another class count), else the
-    backbone of a 2D model (TSN/TSM: an ImageNet network) into the model's backbone, inflated
-    for 3D models, its classifier left out."""
-    if is_model_checkpoint(model, converted.state_dict):
-        load_model_checkpoint(model, converted.state_dict, source=path, logger=logger)
-        if logger:
-            logger.info('loaded model weights from %s', path)
+def _check_input_channels(model, converted, path):
+    """A whole file whose first convolution takes other input channels than the model's (a
+    Flow network's file for an RGB model, another NEW_LENGTH): a WeightsError saying so."""
+    if not converted.first_conv:
         return
-    _load_backbone(model, converted, path, logger)
+    theirs = converted.state_dict.get(converted.first_conv)
+    own = model.state_dict().get(converted.first_conv)
+    if (theirs is not None and own is not None and theirs.dim() == own.dim() and theirs.dim() >= 2
+            and theirs.shape[1] != own.shape[1]):
+        raise WeightsError(f'{path}: its first convolution {converted.first_conv} takes {theirs.shape[1]} '
+                           f'input channels, the model\'s {own.shape[1]} (another MODALITY or '
+                           f'DATA.NEW_LENGTH): train from RGB weights, whose first convolution goes '
+                           f'into any modality by cross-modality initialisation')
 
 
-def load_pretrained(model, path, logger=None, source='auto'):
+def _load_model_file(model, converted, path, logger, model_name):
+    segment_file = converted.model_name in SEGMENT_MODELS
+    how = _backbone_use(model, converted) if segment_file else None
+    if (model_name is not None and converted.model_name != model_name and how != 'inflated'
+            and not (segment_file and model_name in SEGMENT_MODELS)):
+        raise WeightsError(_other_model(model, converted, path))
+    if how is not None:
+        _load_backbone(model, converted, path, logger, how)
+        return
+    _check_input_channels(model, converted, path)
+    load_model_checkpoint(model, converted.state_dict, source=path, logger=logger,
+                          classifier=converted.classifier)
+    if logger:
+        logger.info('loaded model weights from %s (a whole %s model)', path, converted.model_name)
+
+
+def _is_that_2d_network(model, converted):
+    """True when `model` is the 2D network of a '2d_backbone' file itself: the same first
+    convolution (not inflated, the same input) and a classifier of the file's shapes (a TSN
+    of its classes)."""
+    own = model.state_dict()
+    names = (converted.first_conv,) + converted.classifier if converted.first_conv else ()
+    return (bool(converted.classifier) and bool(names)
+            and all(k in own and k in converted.state_dict
+                    and own[k].shape == converted.state_dict[k].shape for k in names))
+
+
+def load_converted(model, converted, path, logger=None, model_name=None):
+    """Load a converted weight file (models.convert.Converted) into the freshly built `model`
+    as its kind says (see the module's docstring).
+
+    Args:
+        model: the model to load into, as its constructor initialised it.
+        converted: the file, read by models.convert.read_weights.
+        path: the file's path, for messages and the log.
+        logger: where to say what was loaded, left out and re-initialised (optional).
+        model_name: the MODEL_NAME `model` was built as: a whole model of another MODEL_NAME
+            is refused by name (without it, by the keys that do not fit).
+    """
+    from .convert.common import KIND_2D_BACKBONE, KIND_MODEL
+    if converted.kind == KIND_MODEL:
+        _load_model_file(model, converted, path, logger, model_name)
+    elif converted.kind == KIND_2D_BACKBONE:
+        if _is_that_2d_network(model, converted):
+            load_model_checkpoint(model, converted.state_dict, source=path, logger=logger,
+                                  classifier=converted.classifier)
+            if logger:
+                logger.info('loaded %s (%s) whole: the model is that 2D network, its classifier included',
+                            path, converted.source)
+        else:
+            _load_backbone(model, converted, path, logger, _backbone_use(model, converted) or 'by name')
+    else:
+        what = {'3d_backbone': 'a 3D backbone', 'encoder': 'an encoder'}.get(converted.kind, converted.kind)
+        raise WeightsError(f'{path} holds {what} without a classifier ({converted.source}: kind '
+                           f'{converted.kind!r}, {converted.model_name}/{converted.options.get("BACKBONE")}); '
+                           f'DLAC loads whole models (kind \'model\') and 2D ImageNet networks '
+                           f'(\'2d_backbone\'): fine-tune from a {converted.model_name} checkpoint with its '
+                           f'classifier (MODEL_NAME {converted.model_name})')
+
+
+def load_pretrained(model, path, logger=None, source='auto', model_name=None):
     """A weight file of any known source (models.convert) into `model`, without a config:
     see load_converted. Returns the Converted file."""
     from .convert import read_weights
     converted = read_weights(path, source)
-    load_converted(model, converted, path, logger)
+    load_converted(model, converted, path, logger, model_name)
     return converted
-

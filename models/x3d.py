@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from .backbones.init import kaiming_init
+from .errors import check_option
 
 VARIANTS = {          # depth factor, frames, crop: the X3D paper's Table 3 / pytorchvideo hub
     'x3d_xs': (2.2, 4, 160),
@@ -134,8 +135,7 @@ class X3DHead(nn.Module):
 class X3D(nn.Module):
     def __init__(self, num_classes, variant='x3d_m', dropout=0.5):
         super().__init__()
-        if variant not in VARIANTS:
-            raise KeyError(f'unknown X3D variant {variant!r}; choose one of {sorted(VARIANTS)}')
+        check_option('X3D variant (BACKBONE)', variant, VARIANTS)
         self.backbone = X3DBackbone(VARIANTS[variant][0])
         self.head = X3DHead(self.backbone.num_features, self.backbone.inner, num_classes, dropout)
         self.num_features = HEAD_WIDTH

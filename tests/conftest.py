@@ -29,16 +29,29 @@ def tiny_root(tmp_path_factory):
 
 @pytest.fixture
 def cfg():
-    """The global config reset to its defaults (and reset again afterwards)."""
-    config.reset()
-    yield config.ActivityConfig
-    config.reset()
+    """A mutable copy of the default config, for tests that set keys by hand. Built configs
+    (config.build_config) are frozen and independent of each other: nothing to reset."""
+    return config.default_config()
 
 
 def run_main(module, overrides, extra_args=()):
-    """module.main (train, evaluate, ...) in this process, on a config reset to its defaults."""
-    config.reset()
+    """module.main (train, evaluate, ...) in this process."""
     return module.main(list(extra_args) + overrides)
+
+
+def training_run(cfg, model, loader, optimizer, base_lr, **parts):
+    """A Run holding what engine.train_step.train_one_epoch uses, for tests that drive
+    epochs by hand: the CPU, no loss scaling unless `parts` say otherwise."""
+    import logging
+    import torch
+    from engine.run import Run
+    from utils.distributed import DistContext
+    parts.setdefault('ctx', DistContext())
+    parts.setdefault('scaler', torch.amp.GradScaler('cpu', enabled=False))
+    parts.setdefault('logger', logging.getLogger('test'))
+    parts.setdefault('train_forward', model)
+    return Run(cfg=cfg, model=model, optimizer=optimizer, train_loader=loader, base_lr=base_lr,
+               **parts)
 
 
 def tiny_overrides(root, snapshot, **extra):
@@ -60,17 +73,17 @@ def tiny_overrides(root, snapshot, **extra):
 
 def save_random_checkpoint(overrides):
     """best.pth of the experiment that `overrides` (KEY VALUE) describe, with random weights
-    (seed 0): what predict, evaluate and export tests need without training."""
+    (seed 0), its config and class names: what predict, evaluate and export tests need
+    without training."""
     import torch
     from models import build_model
     from utils.checkpoint import save_atomic
-    config.reset()
-    cfg = config.ActivityConfig
-    config.merge_list(overrides, cfg)
-    config.resolve_paths(cfg)
+    cfg = config.build_config(overrides)
     torch.manual_seed(0)
-    save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 1, 'config': config.to_plain(cfg)},
+    save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 1, 'config': config.to_plain(cfg),
+                 'class_names': config.class_names_of(cfg)},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
+    return cfg
 
 
 def require(condition, reason):

@@ -11,14 +11,15 @@ import torch
 import torch.nn as nn
 
 from config import ConfigError
-from conftest import ROOT, require
+from conftest import ROOT, require, training_run
 from utils.acceleration import (AutocastForward, check_acceleration, grad_scaler, maybe_compile,
                                 runnable_model, set_determinism, to_channels_last, with_autocast)
 from utils.device import place_model, select_device
 from utils.distributed import DistContext
 from utils.stopping import TrainingDiverged
-from utils.train_state import resume_state, save_last
-from utils.train_step import NullWriter, StepHealth, apply_step, train_one_epoch
+from engine.train_state import resume_state, save_last
+from engine.run import NullWriter, StepHealth
+from engine.train_step import apply_step, train_one_epoch
 
 
 class Mixed(nn.Module):
@@ -247,8 +248,9 @@ class RecordingWriter(NullWriter):
 def run_epoch(cfg, model, scaler):
     writer, health = RecordingWriter(), StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    result = train_one_epoch(model, FourBatches(), optimizer, 'cpu', cfg, 0, writer,
-                                   logging.getLogger('test'), scaler=scaler, health=health)
+    run = training_run(cfg, model, FourBatches(), optimizer, 0.1, writer=writer, scaler=scaler,
+                       health=health)
+    result = train_one_epoch(run, 0, 0, None, None)
     return result, writer, health
 
 
@@ -294,12 +296,15 @@ def test_loss_scaler_state_is_saved_in_last_pth_and_restored(cfg, tmp_path):
     scaler = torch.amp.GradScaler('cpu')
     scaler.load_state_dict({'scale': 256.0, 'growth_factor': 2.0, 'backoff_factor': 0.5,
                             'growth_interval': 2000, '_growth_tracker': 7})
-    path = str(tmp_path / 'last.pth')
-    save_last(path, model, optimizer, scaler, cfg, DistContext(), 1, None, [])
+    run = training_run(cfg, model, None, optimizer, 0.1, scaler=scaler, out_dir=str(tmp_path),
+                       class_names=['a', 'b'])
+    save_last(run, 1, None)
+    saved = torch.load(run.last_path, weights_only=True)
+    assert saved['class_names'] == ['a', 'b'] and saved['config']['TRAIN'] == dict(cfg.TRAIN)
 
-    cfg.TRAIN.RESUME = path
+    cfg.TRAIN.RESUME = run.last_path
     restored = torch.amp.GradScaler('cpu')
     start = resume_state(cfg, nn.Linear(2, 2), torch.optim.SGD(model.parameters(), lr=0.1),
-                               restored, str(tmp_path), logging.getLogger('test'), DistContext())
-    assert start['epoch'] == 1
+                         restored, str(tmp_path), logging.getLogger('test'), DistContext())
+    assert start.epoch == 1
     assert restored.state_dict() == scaler.state_dict() and restored.get_scale() == 256.0

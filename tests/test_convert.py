@@ -11,11 +11,13 @@ import pytest
 import torch
 
 import config
+from config_frozen import thaw
 from conftest import ROOT
 from datasets.transforms import build_normalizer
 from models import build_model
 from models.convert import SOURCES, detect, read_weights
 from models.convert.__main__ import main as convert_main
+from models.errors import ModelOptionError
 from models.weights import WeightsError
 from references import (cadene_bninception, mmaction_model, pytorchvideo_module, randomize,
                         timm_resnet)
@@ -34,23 +36,23 @@ def assert_same_logits(ours, theirs):
 
 
 def through_pretrained(cfg, path, **settings):
-    """build_model with MODEL.PRETRAINED = path (settings: other config keys), in float64."""
-    cfg.MODEL.PRETRAINED = str(path)
+    """build_model of the config built with MODEL.PRETRAINED = path over the test's `cfg`
+    (settings: other keys, as KEY VALUE), in float64. The built config's values are put back
+    into `cfg`, so the test's assertions read what building it resolved."""
+    pairs = ['MODEL.PRETRAINED', str(path)]
     for key, value in settings.items():
-        config.merge_list([key, json.dumps(value) if not isinstance(value, str) else value], cfg)
-    return build_model(cfg, LOG).eval().double()
+        pairs += [key, json.dumps(value) if not isinstance(value, str) else value]
+    built = config.build_config(pairs, base=cfg)
+    cfg.update(thaw(built))
+    return build_model(built, LOG).eval().double()
 
 
 def through_convert(tmp_path, path, *overrides):
-    """`python -m models.convert path out`, then the checkpoint loaded as evaluate.py does."""
+    """`python -m models.convert path out`, then the checkpoint loaded as evaluate.py does
+    (its config from the checkpoint)."""
     out = tmp_path / 'converted.pth'
-    config.reset()
     assert convert_main([str(path), str(out)] + list(overrides)) == 0
-    saved = torch.load(out, weights_only=True)['config']
-    config.reset()
-    cfg = config.ActivityConfig
-    cfg.MODEL_NAME, cfg.BACKBONE = saved['MODEL_NAME'], saved['BACKBONE']
-    cfg.DATASET.CLASS_NUM = saved['DATASET']['CLASS_NUM']
+    cfg = config.build_config([], exp_type='E', trained=str(out))
     model, _ = load_model(cfg, str(out), LOG)
     return model.eval().double(), cfg
 
@@ -61,11 +63,9 @@ def save(path, checkpoint):
 
 
 @pytest.fixture(autouse=True)
-def float64_and_fresh_config():
-    config.reset()
+def no_grad():
     with torch.no_grad():
         yield
-    config.reset()
 
 
 # ---------------------------------------------------------------- torchvision / timm, BN-Inception
@@ -287,7 +287,7 @@ def layout_state(name, seed=0):
                   torch.rand(shape, generator=generator) + 0.5) for key, shape in shapes.items()}
 
 
-def test_pyslowfast_slowfast_with_its_cfg(tmp_path):
+def test_pyslowfast_slowfast_with_its_cfg(cfg, tmp_path):
     state = layout_state('pyslowfast_slowfast_r50.json')
     cfg_text = 'SLOWFAST:\n  ALPHA: 4\n  BETA_INV: 8\n  FUSION_KERNEL_SZ: 7\nMODEL:\n  ARCH: slowfast\n' \
                'DATA:\n  MEAN: [0.45, 0.45, 0.45]\n  STD: [0.225, 0.225, 0.225]\n'
@@ -299,8 +299,6 @@ def test_pyslowfast_slowfast_with_its_cfg(tmp_path):
                                  'MODEL.SLOWFAST_FUSION_KERNEL': 7, 'MODEL.SLOWFAST_BETA_INV': 8,
                                  'MODEL.SLOWFAST_LATERAL': 'conv_bn_relu',
                                  'MODEL.SLOWFAST_SLOW_FRAMES': 'linspace'}
-    config.reset()
-    cfg = config.ActivityConfig
     cfg.MODEL_NAME, cfg.BACKBONE, cfg.DATASET.CLASS_NUM = 'slowfast', 'resnet50', 400
     model = through_pretrained(cfg, path)
     weights = model.state_dict()
@@ -361,7 +359,7 @@ def test_command_line_overrides_win_over_the_file(tmp_path, capsys):
     out = tmp_path / 'out.pth'
     assert convert_main([str(path), str(out), 'DATASET.CHANNEL_ORDER', 'RGB', 'DATASET.CLASS_NUM', '1000']) == 0
     log, printed = capsys.readouterr().out.split('config keys set from the file')
-    assert 'kept as given on the command line (the weights say otherwise): DATASET.CHANNEL_ORDER BGR' in log
+    assert 'kept as given (the weights say otherwise): DATASET.CHANNEL_ORDER BGR' in log
     assert 'MODEL_NAME tsn' in printed and 'BACKBONE bninception' in printed
     assert 'DATASET.VALUE_RANGE 255.0' in printed and 'DATASET.CHANNEL_ORDER' not in printed
     saved = torch.load(out, weights_only=True)['config']['DATASET']
@@ -433,11 +431,11 @@ def test_original_dlac_checkpoints(cfg, tmp_path):
                                                              mfnet.head.fc.weight)
 
 
-def dlac_i3d_names(model):
+def dlac_i3d_names(state):
     """Our I3D-NL state dict in the original DLAC's names (base_db/ModelZoo/I3D: I3DResNet under
     base_model, nl_block with g/theta/phi/W, fullyconv), as its DataParallel saved them."""
     layout = {}
-    for key, value in model.state_dict().items():
+    for key, value in state.items():
         if key.startswith('head.fc.'):
             name = 'base_model.fullyconv.' + key.rsplit('.', 1)[1]
             value = value.reshape(value.shape + (1, 1, 1)) if value.dim() == 2 else value
@@ -451,7 +449,7 @@ def dlac_i3d_names(model):
 def test_original_dlac_i3d_with_non_local_blocks(cfg, tmp_path):
     from models.i3d import I3D
     source = randomize(I3D(51, 50, non_local={'sub_sample': False, 'scaled': False})).double()
-    layout = dlac_i3d_names(source)
+    layout = dlac_i3d_names(source.state_dict())
     assert len([k for k in layout if k.endswith('nl_block.W.0.weight')]) == 5
     assert {'module.base_model.layer2.1.nl_block.theta.weight', 'module.base_model.layer3.5.nl_block.W.1.running_var'} <= set(layout)
     assert tuple(layout['module.base_model.fullyconv.weight'].shape) == (51, 2048, 1, 1, 1)
@@ -563,20 +561,23 @@ def test_the_normaliser_and_the_exported_clip_spec_apply_the_convention(cfg):
     assert ClipSpec.from_dict(spec.to_dict()) == spec         # meta.json carries it
 
 
-def test_a_checkpoint_brings_its_options_and_convention_to_evaluation(cfg, tmp_path, caplog):
+def test_a_checkpoint_brings_its_options_and_convention_to_evaluation(tmp_path, caplog):
     from models.slowfast import SlowFast
     from utils.checkpoint import save_atomic
-    config.merge_list(['MODEL_NAME', 'slowfast', 'DATASET.CLASS_NUM', '5', 'MODEL.SLOWFAST_ALPHA', '4',
-                       'MODEL.SLOWFAST_LATERAL', 'conv', 'DATASET.CHANNEL_ORDER', 'BGR'], cfg)
-    model = build_model(cfg)
+    trained = config.build_config(['MODEL_NAME', 'slowfast', 'DATASET.CLASS_NUM', '5',
+                                   'MODEL.SLOWFAST_ALPHA', '4', 'MODEL.SLOWFAST_LATERAL', 'conv',
+                                   'DATASET.CHANNEL_ORDER', 'BGR'])
+    model = build_model(trained)
     assert isinstance(model, SlowFast) and len(model.lateral[0]) == 1
-    save_atomic({'model': model.state_dict(), 'config': config.to_plain(cfg)}, str(tmp_path / 'best.pth'))
-    config.reset()
-    config.merge_list(['MODEL_NAME', 'slowfast', 'DATASET.CLASS_NUM', '5', 'DATASET.VALUE_RANGE', '1.0'], cfg)
+    save_atomic({'model': model.state_dict(), 'config': config.to_plain(trained)}, str(tmp_path / 'best.pth'))
+    cfg = config.build_config(['DATASET.VALUE_RANGE', '1.0'], exp_type='E',
+                              trained=str(tmp_path / 'best.pth'))
     with caplog.at_level(logging.INFO):
+        config.log_resolution(cfg, LOG)
         loaded, _ = load_model(cfg, str(tmp_path / 'best.pth'), LOG)
+    assert (cfg.MODEL_NAME, cfg.DATASET.CLASS_NUM) == ('slowfast', 5)
     assert (cfg.MODEL.SLOWFAST_ALPHA, cfg.MODEL.SLOWFAST_LATERAL, cfg.DATASET.CHANNEL_ORDER) == (4, 'conv', 'BGR')
-    assert 'settings from the weights:' in caplog.text
+    assert f'settings from {tmp_path / "best.pth"}: slowfast/resnet18 RGB, 5 classes' in caplog.text
     clip = torch.randn(1, 3, 8, 32, 32)
     torch.testing.assert_close(loaded.eval()(clip), model.eval()(clip))
 
@@ -593,5 +594,5 @@ def test_slow_frames_lateral_form_and_basic_block_inflation_options():
     assert I3D(4, 18, inflate_conv2=True).backbone.layer1[0].conv2.weight.shape == (64, 64, 3, 3, 3)
     assert I3D(4, 18).backbone.layer1[0].conv2.weight.shape == (64, 64, 1, 3, 3)
     assert I3D(4, 50, stem_temporal_stride=(2, 2)).backbone(torch.randn(1, 3, 16, 32, 32)).shape[2] == 2
-    with pytest.raises(KeyError, match="unknown MODEL.SLOWFAST_LATERAL 'bn'"):
+    with pytest.raises(ModelOptionError, match="unknown MODEL.SLOWFAST_LATERAL 'bn'"):
         SlowFast(4, 18, lateral='bn')

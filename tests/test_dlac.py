@@ -2,7 +2,6 @@
 folders from img_00000.jpg, and DLAC's training policy (LR policies with warmup, TSN's
 parameter groups, GPUS as a count)."""
 import json
-import logging
 import math
 import os.path as osp
 import shutil
@@ -14,19 +13,19 @@ import config
 import config_dlac
 import evaluate
 import train
-from conftest import ROOT, TINY_FRAMES, TINY_PER_CLASS, run_main
+from conftest import ROOT, TINY_FRAMES, TINY_PER_CLASS, run_main, training_run
 from datasets.records import MetafileError, parse_metafile
 from DataTool.Synthetic.synthetic import generate
 from models.tsn import TSN
 from references import randomize
 from utils.device import select_device
-from utils.lr_schedule import learning_rate
-from utils.optimizer import build_optimizer, parameter_groups
-from utils.train_step import train_one_epoch
+from engine.lr_schedule import learning_rate
+from engine.optimizer import build_optimizer, parameter_groups
+from engine.train_step import train_one_epoch
 
 
 def train_settings(**values):
-    settings = dict(config.ActivityConfig.TRAIN)
+    settings = dict(config.default_config().TRAIN)
     settings.update(values)
     return type('Train', (), settings)
 
@@ -79,9 +78,9 @@ def test_a_resumed_epoch_sets_the_same_lrs(cfg):
         model(torch.zeros(1, 3, 1, 4, 4))
         lrs = []
         writer.add_scalar = lambda tag, value, step, lrs=lrs: lrs.append((step, value)) if tag == 'train/lr' else None
-        train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=9.0), 'cpu', cfg, 3,
-                              writer, logging.getLogger('test'), start_step=start, base_lr=0.1,
-                              scaler=torch.amp.GradScaler('cpu', enabled=False))
+        run = training_run(cfg, model, loader, torch.optim.SGD(model.parameters(), lr=9.0), 0.1,
+                           writer=writer)
+        train_one_epoch(run, 3, start, None, None)
         runs.append(dict(lrs))
     assert sorted(runs[1]) == [14, 15]
     assert runs[1] == {step: runs[0][step] for step in (14, 15)}
@@ -106,15 +105,18 @@ def test_tsn_parameter_groups(cfg):
 
 
 def test_gpus_as_a_count_runs_on_what_there_is(cfg, capsys, monkeypatch):
-    cfg.GPUS = 8
-    assert select_device(cfg) == torch.device('cpu') and cfg.GPUS == []
-    assert 'GPUS 8 asks for 8 GPUs, this machine shows 0: running on the CPU' in capsys.readouterr().err
+    built = config.build_config(['GPUS', '8'])
+    assert built.GPUS == [] and select_device(built) == torch.device('cpu')
+    assert built.resolution.warnings == ['GPUS 8 asks for 8 GPUs, this machine shows 0: running on the CPU']
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     monkeypatch.setattr(torch.cuda, 'set_device', lambda device: None)
-    cfg.GPUS = 8
-    assert select_device(cfg) == torch.device('cuda', 0) and cfg.GPUS == [0, 1]
-    assert 'running on GPUs [0, 1]' in capsys.readouterr().err
+    built = config.build_config(['GPUS', '8'])
+    assert built.GPUS == [0, 1] and select_device(built) == torch.device('cuda', 0)
+    assert 'running on GPUs [0, 1]' in built.resolution.warnings[0]
+    cfg.GPUS = 8                                # a hand-made config: the count is read as ids
+    assert select_device(cfg) == torch.device('cuda', 0) and cfg.GPUS == 8
+    assert 'GPUS 8 asks for 8 GPUs, this machine shows 2: running on GPUs [0, 1]' in capsys.readouterr().err
     config.merge_list(['GPUS', '4'], cfg)
     assert cfg.GPUS == 4
 
@@ -210,7 +212,7 @@ def test_a_dlac_config_py_trains_and_evaluates(dlac_setup, capsys):
     assert 'DLAC config: read ' in log and 'TRAIN.LR_STEP_TYPE' in log
     assert 'DLAC config keys with no meaning here, ignored: TIMESTAMP, WORKSPACE_PATH' in log
     assert 'resnet18-dlac-test.pth' in log                               # PRETRAIN_MODEL_DICT
-    assert 'GPUS 8 asks for 8 GPUs' in capsys.readouterr().err
+    assert 'GPUS 8 asks for 8 GPUs, this machine shows 0: running on the CPU' in log
 
     assert run_main(evaluate, ['--cfg', path, 'DATASET.NUM_WORKERS', '0']) == 0
     with open(osp.join(folder, 'eval', 'report.json'), encoding='utf-8') as handle:

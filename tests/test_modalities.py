@@ -91,8 +91,7 @@ def test_cross_modality_init_keeps_the_first_conv_mean_response(tmp_path):
 
 
 def test_flow_dataset_gives_two_channel_stacks(tiny_root, cfg):
-    config.merge_list(tiny_overrides(tiny_root, '/tmp/unused', **{'MODALITY': 'Flow'}), cfg)
-    config.resolve_paths(cfg)
+    cfg = config.build_config(tiny_overrides(tiny_root, '/tmp/unused', **{'MODALITY': 'Flow'}))
     from DataTool.Synthetic.synthetic import ensure_synthetic
     ensure_synthetic(cfg)
     assert cfg.DATA.NEW_LENGTH == 5 and cfg.DATASET.TRAIN_META_PATH.endswith('train_split1_flow.txt')

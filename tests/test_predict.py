@@ -56,7 +56,7 @@ def test_predict_a_folder_like_evaluate_and_resume(videos, tmp_path):
         assert len(list(csv.DictReader(handle))) == 16
 
     assert run_main(evaluate, overrides) == 0                     # the same videos and views
-    scores = np.load(osp.join(config.exp_dir(config.ActivityConfig), 'eval', 'scores.npz'))
+    scores = np.load(osp.join(config.exp_dir(config.build_config(overrides)), 'eval', 'scores.npz'))
     names = list(scores['class_names'])
     evaluated = {osp.basename(str(path)): names[int(np.argmax(row))]
                  for path, row in zip(scores['paths'], scores['scores'])}
@@ -71,8 +71,7 @@ def test_predict_a_folder_like_evaluate_and_resume(videos, tmp_path):
 
 def test_onnx_predictions_equal_the_checkpoint_s(videos, tmp_path):
     folder, _, overrides = videos
-    config.reset()
-    cfg, _ = config.parse_config(overrides, parser=config.build_parser('test'))
+    cfg = config.build_config(overrides)
     export_model.export(cfg)
     onnx = osp.join(config.exp_dir(cfg), 'export', 'model.onnx')
     runs = {}
@@ -88,8 +87,7 @@ def test_onnx_predictions_equal_the_checkpoint_s(videos, tmp_path):
 
 def test_evaluate_the_exported_models_beside_the_checkpoint(videos, tmp_path):
     _, _, overrides = videos
-    config.reset()
-    cfg, _ = config.parse_config(overrides, parser=config.build_parser('test'))
+    cfg = config.build_config(overrides)
     export_model.export(cfg)
     folder = config.exp_dir(cfg)
     checkpoint = osp.join(folder, 'checkpoints', 'best.pth')

@@ -1,7 +1,6 @@
 """Training recipes: optimizers and their parameter groups, label smoothing, Mixup/CutMix on
 clips, clip-consistent RandAugment and random erasing, EMA, precise BN and gradient
 accumulation, each checked against its formula."""
-import logging
 import math
 
 import numpy as np
@@ -10,13 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import training_run
 from datasets.rand_augment import OPS, ClipRandAugment, ClipRandomErasing, parse_rand_augment
 from models.tsn import TSN
-from utils.ema import ModelEma
-from utils.mixup import Mixup, smoothed_one_hot, soft_target_cross_entropy
-from utils.optimizer import build_optimizer, parameter_groups
-from utils.precise_bn import recompute_bn_stats
-from utils.train_step import train_one_epoch
+from engine.ema import ModelEma
+from engine.mixup import Mixup, smoothed_one_hot, soft_target_cross_entropy
+from engine.optimizer import build_optimizer, parameter_groups
+from engine.precise_bn import recompute_bn_stats
+from engine.train_step import train_one_epoch
 
 
 def test_zero_weight_decay_on_1d_parameters_and_a_head_lr_multiplier(cfg):
@@ -54,7 +54,7 @@ def test_label_smoothing_matches_its_formula(cfg):
 
 
 def test_mixup_blends_a_known_pair_and_its_targets(monkeypatch):
-    monkeypatch.setattr('utils.mixup.beta_sample', lambda alpha: 0.7)
+    monkeypatch.setattr('engine.mixup.beta_sample', lambda alpha: 0.7)
     torch.manual_seed(0)
     clips = torch.randn(2, 3, 4, 8, 8)
     labels = torch.tensor([1, 4])
@@ -69,7 +69,7 @@ def test_mixup_blends_a_known_pair_and_its_targets(monkeypatch):
 def test_cutmix_pastes_the_same_box_in_every_frame(monkeypatch):
     """Seed 2 puts the box's centre near an edge, so it is clipped: lambda must then be the
     share of the area actually kept, not the Beta draw."""
-    monkeypatch.setattr('utils.mixup.beta_sample', lambda alpha: 0.75)
+    monkeypatch.setattr('engine.mixup.beta_sample', lambda alpha: 0.75)
     torch.manual_seed(2)
     clips = torch.stack([torch.zeros(3, 4, 16, 16), torch.ones(3, 4, 16, 16)])
     mixed, targets, dominant, lam = Mixup(10, alpha=0.0, cutmix_alpha=1.0, prob=1.0,
@@ -190,9 +190,8 @@ def test_k_accumulated_steps_equal_one_step_of_k_times_the_batch(cfg):
         model = nn.Sequential(nn.Flatten(), nn.Linear(48, 4))
         cfg.TRAIN.ACCUM_STEPS = accum
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=1e-3)
-        _, _, steps = train_one_epoch(model, Loader(batch), optimizer, 'cpu', cfg, 0, RecordingWriter(),
-                                      logging.getLogger('test'),
-                                      scaler=torch.amp.GradScaler('cpu', enabled=False))
+        run = training_run(cfg, model, Loader(batch), optimizer, 0.5, writer=RecordingWriter())
+        _, _, steps = train_one_epoch(run, 0, 0, None, None)
         assert steps == 1
         weights.append([p.detach().clone() for p in model.parameters()])
     for single, accumulated in zip(*weights):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import config
-from conftest import tiny_overrides
+from conftest import tiny_overrides, training_run
 from DataTool import pack as pack_tool
 from datasets import begin_epoch, build_dataset, build_loader, video_dataset
 from datasets.decoding import decode_image_bytes, load_frame_folder
@@ -35,13 +35,9 @@ def pack(tiny_root, out, split='train', *options):
 
 
 def shard_config(tiny_root, tmp_path, train, val='', **extra):
-    config.reset()
-    cfg = config.ActivityConfig
-    config.merge_list(tiny_overrides(tiny_root, tmp_path, **{
+    return config.build_config(tiny_overrides(tiny_root, tmp_path, **{
         'DATASET.INPUT_TYPE': 'shards', 'DATASET.SHARDS': train, 'DATASET.VAL_SHARDS': val,
-        **extra}), cfg)
-    config.resolve_paths(cfg)
-    return cfg
+        **extra}))
 
 
 @pytest.fixture(scope='module')
@@ -278,11 +274,10 @@ class RecordingLoader:
 
 def ddp_on_shards_process(rank, port, tiny_root, train_index, snapshot, out_path):
     """One of two gloo DDP processes training TSN for 2 epochs on shards, 2 loader workers."""
-    import logging
     from models import build_model
     from utils.distributed import replica_max_abs_diff
-    from utils.optimizer import build_optimizer
-    from utils.train_step import NullWriter, train_one_epoch
+    from engine.optimizer import build_optimizer
+    from engine.train_step import train_one_epoch
     torch.distributed.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
                                          world_size=2)
     ctx = DistContext(rank, 2, rank, torch.device('cpu'), 'gloo')
@@ -299,8 +294,9 @@ def ddp_on_shards_process(rank, port, tiny_root, train_index, snapshot, out_path
     for epoch in (0, 1):
         begin_epoch(loader, epoch)
         recording = RecordingLoader(loader)
-        loss, _, steps = train_one_epoch(model, recording, optimizer, ctx.device, cfg, epoch,
-                                         NullWriter(), logging.getLogger('test'), ctx=ctx)
+        run = training_run(cfg, bare, recording, optimizer, cfg.TRAIN.BASE_LR, ctx=ctx,
+                           train_forward=model)
+        loss, _, steps = train_one_epoch(run, epoch, 0, None, None)
         gathered = [None, None]
         torch.distributed.all_gather_object(gathered, (recording.indices, steps))
         seen.append(gathered)

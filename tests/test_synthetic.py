@@ -131,7 +131,7 @@ import logging, sys
 sys.path.insert(0, sys.argv[2])
 import config
 from DataTool.Synthetic.synthetic import ensure_synthetic
-cfg = config.ActivityConfig
+cfg = config.default_config()
 cfg.DATASET.ROOT_PATH = sys.argv[1]
 cfg.DATASET.SYNTHETIC_VIDEOS_PER_CLASS, cfg.DATASET.SYNTHETIC_FRAMES = [1, 1], [4, 4]
 logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout, force=True)

@@ -64,13 +64,12 @@ def test_interrupted_run_resumes_exactly(tiny_root, tmp_path, straight_run, monk
     real_epoch = train.train_one_epoch
     epochs_run = []
 
-    def stop_at_third(*args, **kwargs):
-        epoch = args[5]
+    def stop_at_third(run, epoch, *args):
         if epoch == 2 and not epochs_run.count('stopped'):
             epochs_run.append('stopped')
             raise KeyboardInterrupt
         epochs_run.append(epoch)
-        return real_epoch(*args, **kwargs)
+        return real_epoch(run, epoch, *args)
 
     monkeypatch.setattr(train, 'train_one_epoch', stop_at_third)
     assert run_main(train, overrides) == 130              # interrupted: the shell's Ctrl-C code

@@ -9,11 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from utils.ema import ModelEma
-from utils.lr_schedule import learning_rate
-from utils.optimizer import build_optimizer
-from utils.precise_bn import recompute_bn_stats
-from utils.train_step import NullWriter, steps_in, train_one_epoch
+from conftest import training_run
+from engine.ema import ModelEma
+from engine.lr_schedule import learning_rate
+from engine.optimizer import build_optimizer
+from engine.precise_bn import recompute_bn_stats
+from engine.train_step import steps_in, train_one_epoch
 
 LOG = logging.getLogger('test')
 
@@ -66,10 +67,9 @@ def epoch_lrs(cfg, model, loader, epochs, base_lr):
         seen.append([group['lr'] for group in optimizer.param_groups])
         return original_step(*args, **kwargs)
     optimizer.step = recording_step
-    scaler = torch.amp.GradScaler('cpu', enabled=False)
+    run = training_run(cfg, model, loader, optimizer, base_lr)
     for epoch in range(epochs):
-        train_one_epoch(model, loader, optimizer, 'cpu', cfg, epoch, NullWriter(), LOG,
-                        scaler=scaler, base_lr=base_lr)
+        train_one_epoch(run, epoch, 0, None, None)
     return seen, [group['lr_mult'] for group in optimizer.param_groups]
 
 
@@ -118,8 +118,7 @@ def test_accumulated_steps_average_over_clips_and_keep_the_short_last_step(cfg, 
         labels = torch.cat([batches[i][1] for i in group])
         expected = step_by_hand(expected, clips, labels, lr=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    _, _, steps = train_one_epoch(model, loader, optimizer, 'cpu', cfg, 0, NullWriter(), LOG,
-                                  scaler=torch.amp.GradScaler('cpu', enabled=False))
+    _, _, steps = train_one_epoch(training_run(cfg, model, loader, optimizer, 0.5), 0, 0, None, None)
     assert steps == len(groups) == steps_in(len(sizes), accum)
     torch.testing.assert_close(model[1].weight.detach().double(), expected[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(model[1].bias.detach().double(), expected[1], rtol=1e-5, atol=1e-6)
@@ -141,8 +140,8 @@ def test_gradients_are_unscaled_before_they_are_clipped(cfg):
         before = model[1].weight.detach().clone()
         optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
         scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 12, enabled=enabled)
-        train_one_epoch(model, Batches([4, 4]), optimizer, 'cpu', cfg, 0, NullWriter(), LOG,
-                        scaler=scaler)
+        train_one_epoch(training_run(cfg, model, Batches([4, 4]), optimizer, 1.0, scaler=scaler),
+                        0, 0, None, None)
         results.append(model[1].weight.detach())
         change = (model[1].weight.detach() - before).norm().item()
         assert 0.01 < change <= 2 * 0.05 * 1.0 + 1e-6             # two steps, each clipped to 0.05

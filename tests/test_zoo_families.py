@@ -203,7 +203,7 @@ def test_videomae_repository_names(cfg, tmp_path):
 
 def test_layer_wise_lr_decay_and_adamw(cfg):
     from models.videomae import VideoMAE
-    from utils.optimizer import build_optimizer
+    from engine.optimizer import build_optimizer
     cfg.TRAIN.OPTIMIZER, cfg.TRAIN.LAYER_DECAY, cfg.TRAIN.ZERO_WD_1D_PARAM = 'adamw', 0.75, True
     cfg.TRAIN.WEIGHT_DECAY = 0.05
     model = VideoMAE(5, 'vit_small')

@@ -29,29 +29,29 @@ def check_gpu_ids(gpus):
             'from 0 within the visible devices). Set GPUS to ids among them, e.g. GPUS "[0]"')
 
 
-def resolve_gpu_count(cfg):
-    """GPUS given as a count (DLAC's meaning: `GPUS 8`) becomes the ids of that many visible
-    GPUs; asking for more than there are warns once and runs on what is there (the CPU when
-    there is none). A list of ids is left for check_gpu_ids."""
-    if isinstance(cfg.GPUS, bool) or not isinstance(cfg.GPUS, int):
-        return
-    wanted = cfg.GPUS
+def gpu_ids(gpus, warn=False):
+    """GPUS as ids: a list as it is; a count (DLAC's `GPUS 8`; config.build_config already
+    turns it into ids) as the ids of that many visible GPUs, fewer when there are fewer
+    (`warn`: saying so)."""
+    if isinstance(gpus, bool) or not isinstance(gpus, int):
+        return list(gpus)
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    cfg.GPUS = list(range(min(wanted, available)))
-    if wanted > available:
-        where = f'GPUs {cfg.GPUS}' if cfg.GPUS else 'the CPU'
-        print(f'warning: GPUS {wanted} asks for {wanted} GPUs, this machine shows {available}: '
+    ids = list(range(min(gpus, available)))
+    if warn and gpus > available:
+        where = f'GPUs {ids}' if ids else 'the CPU'
+        print(f'warning: GPUS {gpus} asks for {gpus} GPUs, this machine shows {available}: '
               f'running on {where}', file=sys.stderr)
+    return ids
 
 
 def select_device(cfg):
     """cuda:<first of GPUS> (made the current device) when a GPU exists and GPUS is
     non-empty, after checking every id; else the CPU. GPUS may be a count (DLAC)."""
-    resolve_gpu_count(cfg)
-    if not (torch.cuda.is_available() and cfg.GPUS):
+    gpus = gpu_ids(cfg.GPUS, warn=True)
+    if not (torch.cuda.is_available() and gpus):
         return torch.device('cpu')
-    check_gpu_ids(cfg.GPUS)
-    device = torch.device('cuda', cfg.GPUS[0])
+    check_gpu_ids(gpus)
+    device = torch.device('cuda', gpus[0])
     torch.cuda.set_device(device)
     return device
 
@@ -60,6 +60,7 @@ def place_model(model, cfg, device):
     """Move to `device`; wrap in DataParallel over every id in GPUS when there are several
     (select_device checked them), the first one being `device`."""
     model = model.to(device)
-    if device.type == 'cuda' and len(cfg.GPUS) > 1:
-        model = nn.DataParallel(model, device_ids=list(cfg.GPUS), output_device=device)
+    gpus = gpu_ids(cfg.GPUS)
+    if device.type == 'cuda' and len(gpus) > 1:
+        model = nn.DataParallel(model, device_ids=gpus, output_device=device)
     return model

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .device import resolve_gpu_count, select_device
+from .device import select_device
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ def init_distributed(cfg):
         local_rank = int(os.environ['LOCAL_RANK'])
         address, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])
     elif cfg.USE_DISTRIBUTED:          # outside torchrun: a group of one
-        resolve_gpu_count(cfg)
         rank, world_size, local_rank, address, port = 0, 1, 0, '127.0.0.1', free_port()
     else:
         return DistContext(device=select_device(cfg))

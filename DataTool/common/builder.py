@@ -303,9 +303,30 @@ def _print_summary(name, out, counts, skipped):
               f'); listed in {osp.join(out, "skipped.txt")}')
     else:
         print('skipped no sample')
+    presets = _presets_for(name)
     for split in counts:
-        print(f'train with: bash Script/run_train_dp_m.sh --cfg experiments/<preset>.yaml '
+        preset = presets[0] if len(presets) == 1 else 'experiments/<preset>.yaml'
+        print(f'train with: bash Script/run_train_dp_m.sh --cfg {preset} '
               f'--cfg {osp.join(out, f"dataset_split{split}.yaml")}')
+    if len(presets) > 1:
+        print(f'presets for {name}: ' + ', '.join(presets))
+
+
+def _presets_for(name):
+    """The experiments/*.yaml presets whose DATASET.NAME is this tool's dataset name."""
+    folder = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'experiments')
+    found = []
+    for file_name in sorted(os.listdir(folder)) if osp.isdir(folder) else ():
+        if file_name.endswith('.yaml'):
+            try:        # a hint after the work is done: a preset it cannot read is left out
+                with open(osp.join(folder, file_name), encoding='utf-8') as handle:
+                    preset = yaml.safe_load(handle)
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            dataset = preset.get('DATASET') if isinstance(preset, dict) else None
+            if isinstance(dataset, dict) and dataset.get('NAME') == name:
+                found.append(f'experiments/{file_name}')
+    return found
 
 
 # ---------------------------------------------------------------- command line

@@ -1,4 +1,5 @@
 """2D backbones by name. Each has `num_features` and `forward_features(x) -> [N, F]`."""
+from ..errors import check_option
 from .bninception import BNInception, bninception
 from .mfnet import MFNet, mfnet2d
 from .inception_v3 import InceptionV3, inceptionv3
@@ -19,9 +20,7 @@ BACKBONES = {
 
 def build_backbone(name, num_classes=0, in_channels=3):
     """A 2D backbone without its ImageNet classifier (num_classes=0) unless asked for."""
-    key = name.lower()
-    if key not in BACKBONES:
-        raise KeyError(f"unknown BACKBONE {name!r}; choose one of {sorted(BACKBONES)}")
+    key = check_option('BACKBONE', str(name).lower(), BACKBONES)
     return BACKBONES[key](num_classes=num_classes, in_channels=in_channels)
 
 

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
+from ..errors import check_option
 from .init import kaiming_init
 
 STAGE_UNITS = (3, 4, 6, 3)
@@ -70,6 +71,7 @@ class MFNet(nn.Module):
 
     def __init__(self, dim=3, num_classes=0, in_channels=3):
         super().__init__()
+        check_option('MFNet dim', dim, (2, 3))
         norm = nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d
         self.conv1 = nn.Sequential(OrderedDict([
             ('conv', _conv(dim, in_channels, STEM_WIDTH, 5, 2, temporal=3)),

@@ -9,6 +9,7 @@ weight file maps onto a 3D network name by name.
 import torch
 import torch.nn as nn
 
+from ..errors import check_option
 from .init import kaiming_init
 
 
@@ -157,5 +158,5 @@ RESNET_DEPTHS = {
 
 
 def resnet(depth, num_classes=1000, in_channels=3):
-    block, layers = RESNET_DEPTHS[depth]
+    block, layers = RESNET_DEPTHS[check_option('ResNet depth', depth, RESNET_DEPTHS)]
     return ResNet(block, layers, num_classes=num_classes, in_channels=in_channels)

@@ -6,6 +6,7 @@ get a temporal kernel follows PySlowFast's tables for the non-local / SlowFast p
 """
 import torch.nn as nn
 
+from ..errors import check_option
 from .non_local import add_non_local
 from .resnet import OPS_3D, RESNET_DEPTHS, BasicBlock, init_resnet_weights, make_res_layer
 
@@ -38,10 +39,8 @@ class ResNet3dPathway(nn.Module):
                  temporal_pool=False, stem_temporal_stride=(1, 1), inflate_conv2=False,
                  non_local=None):
         super().__init__()
-        if depth not in RESNET_DEPTHS:
-            raise KeyError(f'no ResNet-{depth}; choose one of {sorted(RESNET_DEPTHS)}')
-        block, layers = RESNET_DEPTHS[depth]
-        stem_kernel, patterns = TEMPORAL_KERNELS[kind]
+        block, layers = RESNET_DEPTHS[check_option('ResNet depth', depth, RESNET_DEPTHS)]
+        stem_kernel, patterns = TEMPORAL_KERNELS[check_option('3D ResNet pathway kind', kind, TEMPORAL_KERNELS)]
         conv_stride, pool_stride = stem_temporal_stride
         self.conv1 = nn.Conv3d(in_channels, width, (stem_kernel, 7, 7), stride=(conv_stride, 2, 2),
                                padding=(stem_kernel // 2, 3, 3), bias=False)

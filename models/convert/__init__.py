@@ -4,8 +4,8 @@ One module per source says how to recognise its files by content (`recognises`) 
 into our parameter names with the architecture options and input convention it implies
 (`convert` -> Converted). `read_weights` asks every source: exactly one must recognise the
 file, or the error names the candidates (choose with MODEL.PRETRAINED_FROM or --from).
-`apply_settings` writes the options and the convention into the config, except the keys the
-user set on this run's command line or --cfg files, and logs each.
+`settings_of` says which config keys a file implies for a model (config.build_config writes
+them, except the keys the user set).
 
     python -m models.convert SRC OUT [--from auto|NAME] [--cfg F] [KEY VALUE ...]
 """
@@ -70,30 +70,28 @@ def _what_is_wrong(err):
     return f'{type(err).__name__}: {text}' if text else type(err).__name__
 
 
-def apply_settings(cfg, converted, logger=None, architecture=True, path=''):
-    """Write the file's input convention, and (when `architecture`) its architecture options,
-    into `cfg`, except keys given explicitly on this run; log what was set and what was kept."""
-    import config as config_module
+# the architecture options each model reads (MODELS in models/__init__.py): a file's other
+# options do not matter to it, and are neither set nor logged
+OPTIONS_OF_MODEL = {
+    'slowfast': ('MODEL.SLOWFAST_ALPHA', 'MODEL.SLOWFAST_BETA_INV', 'MODEL.SLOWFAST_FUSION_KERNEL',
+                 'MODEL.SLOWFAST_LATERAL', 'MODEL.SLOWFAST_SLOW_FRAMES'),
+    'i3d': ('MODEL.STEM_TEMPORAL_STRIDE', 'MODEL.INFLATE_BASIC_CONV2', 'MODEL.NON_LOCAL',
+            'MODEL.NON_LOCAL_SUBSAMPLE', 'MODEL.NON_LOCAL_SCALED'),
+    'tsm': ('MODEL.TSM_SHIFT_DIV',),
+    'videomae': ('MODEL.LAYER_NORM_EPS', 'MODEL.FC_NORM_EPS'),
+}
+
+
+def settings_of(converted, model_name):
+    """{dotted config key: value} a converted file implies for a model `model_name`: its
+    input convention, and, when it holds that very model, the architecture options that
+    model reads."""
     wanted = dict(converted.convention)
-    if architecture:
-        wanted.update({k: v for k, v in converted.options.items() if k in ARCHITECTURE_KEYS})
-    applied, kept = {}, {}
-    for key, value in wanted.items():
-        if config_module.set_unless_explicit(key, value, cfg):
-            applied[key] = value
-        else:
-            kept[key] = value
-    if logger:
-        logger.info('%s: %s weights (%s)', path or 'weights', converted.source,
-                    '; '.join(converted.notes))
-        if applied:
-            logger.info('settings from the weights: %s',
-                        ', '.join(f'{key} {value}' for key, value in applied.items()))
-        if kept:
-            logger.info('kept as given on the command line (the weights say otherwise): %s',
-                        ', '.join(f'{key} {value}' for key, value in kept.items()))
-    return applied
+    if converted.model_name == model_name:
+        wanted.update({key: value for key, value in converted.options.items()
+                       if key in OPTIONS_OF_MODEL.get(model_name, ())})
+    return wanted
 
 
-__all__ = ['SOURCES', 'Converted', 'CONVENTION_KEYS', 'ARCHITECTURE_KEYS', 'apply_settings',
-           'detect', 'read_weights']
+__all__ = ['SOURCES', 'Converted', 'CONVENTION_KEYS', 'ARCHITECTURE_KEYS', 'OPTIONS_OF_MODEL',
+           'detect', 'read_weights', 'settings_of']

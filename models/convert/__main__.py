@@ -13,16 +13,12 @@ import logging
 import os.path as osp
 import sys
 
-from config import ConfigError, parse_config, resolve_model_defaults, set_unless_explicit, to_plain
+from config import ConfigError, build_config, log_resolution, to_plain
 from models import build_model
 from models.weights import WeightsError, load_converted
 from utils.checkpoint import CheckpointError, save_atomic
 
-from . import SOURCES, apply_settings, read_weights
-
-# what a change of MODEL_NAME re-derives, unless given explicitly
-MODEL_DEFAULTED = {'DATASET.SAMPLING': 'auto', 'VAL.NUM_SEGMENTS': 0, 'VAL.NUM_CLIPS': 0,
-                   'VAL.NUM_CROPS': 0}
+from . import SOURCES, read_weights, settings_of
 
 
 def build_convert_parser():
@@ -37,42 +33,48 @@ def build_convert_parser():
     return parser
 
 
-def convert_file(cfg, src, out, source='auto', logger=None):
-    """Read `src`, set the config it implies, build the model, load it whole, write `out`.
-    Returns {config key: value} of what was set."""
-    converted = read_weights(src, source)
-    settings = {'MODEL_NAME': converted.model_name, 'BACKBONE': converted.options['BACKBONE']}
+def implied_settings(converted):
+    """{config key: value} a converted file implies: the model in it (MODEL_NAME, BACKBONE,
+    DATASET.CLASS_NUM), its architecture options and its input convention."""
+    implied = {'MODEL_NAME': converted.model_name, 'BACKBONE': converted.options['BACKBONE']}
     if converted.num_classes is not None:
-        settings['DATASET.CLASS_NUM'] = converted.num_classes
-    applied = {key: value for key, value in settings.items() if set_unless_explicit(key, value, cfg)}
-    if 'MODEL_NAME' in applied:
-        for key, value in MODEL_DEFAULTED.items():
-            set_unless_explicit(key, value, cfg)
-        resolve_model_defaults(cfg)
-    applied.update(apply_settings(cfg, converted, logger, path=src))
+        implied['DATASET.CLASS_NUM'] = converted.num_classes
+    implied.update(settings_of(converted, converted.model_name))
+    return implied
+
+
+def convert_file(argv, src, out, source='auto', logger=None):
+    """Read `src`, build the config it implies under `argv` (--cfg / KEY VALUE win), build
+    the model, load the file whole, write `out`. Returns (config, {key: value} of what the
+    file set: every key it implies that argv did not give)."""
+    converted = read_weights(src, source)
+    implied = implied_settings(converted)
+    cfg = build_config(argv, implied=implied)
     model = build_model(cfg, logger, pretrained=False)
-    load_converted(model, converted, src, logger)
+    load_converted(model, converted, src, logger, model_name=cfg.MODEL_NAME.lower())
     save_atomic({'model': model.state_dict(), 'config': to_plain(cfg), 'source': converted.source,
                  'converted_from': osp.abspath(src), 'conversions': converted.notes}, out)
-    return applied
+    return cfg, {key: value for key, value in implied.items() if key not in cfg.explicit}
 
 
 def main(argv=None):
-    cfg, args = parse_config(argv, parser=build_convert_parser())
+    args = build_convert_parser().parse_intermixed_args(argv)
     logger = logging.getLogger('dlac.convert')
     logger.setLevel(logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     logger.addHandler(logging.StreamHandler(sys.stdout))
+    config_argv = [item for path in args.cfg_files for item in ('--cfg', path)] + list(args.opts)
     try:
-        applied = convert_file(cfg, args.src, args.out, args.source, logger)
+        cfg, applied = convert_file(config_argv, args.src, args.out, args.source, logger)
     except (WeightsError, CheckpointError, ConfigError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    log_resolution(cfg, logger)
     print(f'wrote {args.out}: {cfg.MODEL_NAME}/{cfg.BACKBONE}, {cfg.DATASET.CLASS_NUM} classes')
-    print('config keys set from the file (give the same to evaluate.py, export_model.py and '
-          'demo.py, or let them read the options and convention from the checkpoint):')
+    print('config keys set from the file (evaluate.py, export_model.py, predict.py and demo.py '
+          'read them from the checkpoint; give them to train.py only with MODEL.PRETRAINED):')
     for key, value in applied.items():
         print(f'  {key} {value}')
     return 0

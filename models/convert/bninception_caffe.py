@@ -5,7 +5,7 @@ same names). Our BN-Inception has these names; the classifier is `last_linear` (
 convention comes with the weights."""
 import torch
 
-from .common import CAFFE_BGR, Converted
+from .common import CAFFE_BGR, KIND_2D_BACKBONE, Converted, present
 from .tsn_layout import squeeze_bn
 
 NAME = 'bninception-caffe'
@@ -32,4 +32,6 @@ def convert(checkpoint):
             ours['backbone.' + key] = value
     return Converted(ours, 'tsn', {'BACKBONE': 'bninception'}, dict(CAFFE_BGR),
                      ['backbone.* <- the Caffe names, head.fc <- last_linear/fc',
-                      'input convention: BGR, values 0-255, mean [104, 117, 128], std 1'])
+                      'input convention: BGR, values 0-255, mean [104, 117, 128], std 1'],
+                     kind=KIND_2D_BACKBONE, classifier=present(ours),
+                     first_conv='backbone.conv1_7x7_s2.weight')

@@ -1,10 +1,11 @@
-"""What the per-source converters share: the result type, renaming by rules, input
-conventions, and reading the config text some checkpoints carry."""
+"""What the per-source converters share: the result type and the kinds of weight file,
+renaming by rules, input conventions, and reading the config text some checkpoints carry."""
 import ast
 import re
 from dataclasses import dataclass, field
+from typing import Optional
 
-from ..weights import WeightsError
+from ..weights import CLASSIFIER, WeightsError
 
 BN_PARAMS = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 
@@ -26,22 +27,83 @@ ARCHITECTURE_KEYS = ('MODEL.SLOWFAST_ALPHA', 'MODEL.SLOWFAST_BETA_INV', 'MODEL.S
                      'MODEL.NON_LOCAL_SUBSAMPLE', 'MODEL.NON_LOCAL_SCALED')
 
 
+# What a weight file holds (Converted.kind), as its converter declares it; models.weights
+# loads each kind its own way (load_converted).
+KIND_MODEL = 'model'
+"""A whole recognition model in our names, backbone and classifier: our checkpoints, mmaction2,
+PySlowFast, pytorchvideo, TSN/TSM-authors, original-DLAC and MFNet3D files, torchvision's video
+ResNets, Hugging Face VideoMAE classification. Loaded whole into the model it is (its
+classifier re-initialised for another class count)."""
+KIND_2D_BACKBONE = '2d_backbone'
+"""An ImageNet 2D network (torchvision/timm ResNets, Caffe BN-Inception, MFNet2D, MobileNetV2,
+Inception-v3): its backbone goes into TSN/TSM as it is, or inflated into a 3D model; its
+ImageNet classifier is used only by a model that is that very network (a TSN of its classes)."""
+KIND_3D_BACKBONE = '3d_backbone'
+"""A 3D network without a usable classifier (no source produces one yet)."""
+KIND_ENCODER = 'encoder'
+"""A transformer encoder without a classifier (a VideoMAE file without its head)."""
+KINDS = (KIND_MODEL, KIND_2D_BACKBONE, KIND_3D_BACKBONE, KIND_ENCODER)
+
+
 @dataclass
 class Converted:
     """A weight file in our terms: `state_dict` in the parameter names of our `model_name`
     with `options['BACKBONE']`; `options` the architecture settings it needs (dotted config
-    keys), `convention` its input convention, `notes` what the conversion did."""
+    keys), `convention` its input convention, `notes` what the conversion did.
+
+    What the file is, as its converter declares it (timm's pretrained_cfg): `kind` one of
+    KINDS; `classifier` the names of its classifier's tensors in `state_dict` (empty when it
+    has none); `first_conv` the name of its first convolution's weight (the input layer: what
+    cross-modality initialisation and channel checks read)."""
     state_dict: dict
     model_name: str
     options: dict
     convention: dict
     notes: list = field(default_factory=list)
     source: str = ''
+    kind: str = field(kw_only=True)
+    classifier: tuple = field(kw_only=True)
+    first_conv: Optional[str] = field(kw_only=True)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f'weight kind {self.kind!r} is not one of {list(KINDS)}')
+        self.classifier = tuple(self.classifier)
 
     @property
     def num_classes(self):
-        head = self.state_dict.get('head.fc.weight')
-        return None if head is None else int(head.shape[0])
+        """The classes of the file's classifier (None without one)."""
+        weights = [self.state_dict[name] for name in self.classifier if name.endswith('weight')]
+        return int(weights[0].shape[0]) if weights else None
+
+    def description(self):
+        """'our own checkpoint (notes)' or '<source> weights (notes)', for the log."""
+        what = 'our own checkpoint' if self.source == 'dlac' else f'{self.source} weights'
+        return f'{what} ({"; ".join(self.notes)})'
+
+
+def present(state_dict, names=CLASSIFIER):
+    """The `names` (a classifier's tensors) that `state_dict` holds, in order."""
+    return tuple(name for name in names if name in state_dict)
+
+
+# the first convolution of our models (what models.modality.first_conv_key finds on them):
+# the segment models' depends on the 2D backbone (ResNet, BN-Inception, MFNet2D, MobileNetV2,
+# Inception-v3)
+FIRST_CONV_2D = ('backbone.conv1.weight', 'backbone.conv1_7x7_s2.weight', 'backbone.conv1.conv.weight',
+                 'backbone.features.0.0.weight', 'backbone.Conv2d_1a_3x3.conv.weight')
+FIRST_CONV = {'i3d': 'backbone.conv1.weight', 'mfnet3d': 'backbone.conv1.conv.weight',
+              'slowfast': 'fast.conv1.weight',        # the Fast pathway is built first
+              'r3d': 'backbone.stem.0.weight', 'mc3': 'backbone.stem.0.weight',
+              'r2plus1d': 'backbone.stem.0.weight', 'x3d': 'backbone.stem.conv_xy.weight',
+              'videomae': 'backbone.patch_embed.proj.weight'}
+
+
+def first_conv_of(model_name, state_dict):
+    """The name of the first convolution's weight in `state_dict`, a model `model_name` of
+    ours; None when it has none of the names that model's first convolution can have."""
+    candidates = FIRST_CONV_2D if model_name in ('tsn', 'tsm') else (FIRST_CONV.get(model_name),)
+    return next((name for name in candidates if name in state_dict), None)
 
 
 def rgb_convention(mean, std, value_range):

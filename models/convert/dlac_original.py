@@ -8,7 +8,7 @@ I3D with MODEL.NON_LOCAL True and MODEL.NON_LOCAL_SUBSAMPLE False.
 Two things about DLAC's own runs that a converter cannot change: its I3D stem max pool has no
 padding (ours (0, 1, 1)), and its 3D loaders fed clips reshaped frame-major, so DLAC-trained 3D
 weights expect that order; fine-tune them rather than expecting DLAC's numbers."""
-from .common import IMAGENET, Converted, rename, resnet_depth, unwrap
+from .common import CLASSIFIER, IMAGENET, KIND_MODEL, Converted, rename, resnet_depth, unwrap
 from .tsn_layout import convert_tsn_layout
 
 NAME = 'dlac-original'
@@ -28,7 +28,8 @@ def convert(checkpoint):
                 for k, v in state.items()}
         return Converted(ours, 'mfnet3d', {'BACKBONE': 'mfnet3d'}, dict(IMAGENET),
                          ['MFNet3D: backbone.* <- the names, head.fc <- classifier',
-                          "DLAC normalised MFNet3D inputs with ImageNet's mean and std"])
+                          "DLAC normalised MFNet3D inputs with ImageNet's mean and std"],
+                         kind=KIND_MODEL, classifier=CLASSIFIER, first_conv='backbone.conv1.conv.weight')
     return convert_tsn_layout(state, 'original DLAC')
 
 
@@ -50,4 +51,5 @@ def convert_i3d(state):
     notes = ['base_model. -> backbone., nl_block.g/theta/phi/W.0/W.1 -> non_local.g/theta/phi/out.0/out.1, '
              'fullyconv (1x1x1) -> head.fc', 'non-local blocks without sub-sampling, as DLAC built them',
              "DLAC's stem max pool had no padding (ours pads 1): fine-tune rather than expect DLAC's numbers"]
-    return Converted(ours, 'i3d', options, dict(IMAGENET), notes)
+    return Converted(ours, 'i3d', options, dict(IMAGENET), notes, kind=KIND_MODEL, classifier=CLASSIFIER,
+                     first_conv='backbone.conv1.weight')

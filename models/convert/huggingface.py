@@ -12,7 +12,7 @@ import os.path as osp
 import torch
 
 from ..weights import WeightsError
-from .common import IMAGENET, Converted, rename, rgb_convention
+from .common import CLASSIFIER, IMAGENET, KIND_MODEL, Converted, rename, rgb_convention
 
 NAME = 'huggingface'
 DESCRIPTION = 'Hugging Face transformers folder (config.json + model.safetensors): VideoMAEForVideoClassification'
@@ -90,4 +90,6 @@ def convert(checkpoint):
              'classifier -> head.fc', f"clip trained on: {config.get('num_frames')} frames at "
              f"{config.get('image_size')} px", 'input convention from preprocessor_config.json'
              if processor else 'no preprocessor_config.json: ImageNet mean/std (VideoMAE\'s)']
-    return Converted(ours, 'videomae', options, convention, notes)
+    # VideoMAEForVideoClassification (a file without `classifier` was refused above)
+    return Converted(ours, 'videomae', options, convention, notes, kind=KIND_MODEL, classifier=CLASSIFIER,
+                     first_conv='backbone.patch_embed.proj.weight')

@@ -5,7 +5,7 @@ classifier `classifier` is our `head.fc`, kept with its trained weights. Input: 
 mean [124, 117, 104] / 255, std 1 / (0.0167 * 255) (their data/iterator_factory.py)."""
 import torch
 
-from .common import Converted, rgb_convention, strip_prefix, unwrap
+from .common import KIND_2D_BACKBONE, KIND_MODEL, Converted, present, rgb_convention, strip_prefix, unwrap
 
 NAME = 'mfnet-authors'
 DESCRIPTION = 'MFNet authors (cypw/PyTorch-MFNet): conv1.conv, conv2.B01.conv_i1, ..., classifier'
@@ -29,7 +29,10 @@ def convert(checkpoint):
     three_d = state['conv1.conv.weight'].dim() == 5
     ours = {('head.fc.' + k[len('classifier.'):] if k.startswith('classifier.') else 'backbone.' + k): v
             for k, v in state.items()}
-    model_name, backbone = ('mfnet3d', 'mfnet3d') if three_d else ('tsn', 'mfnet2d')
+    # MFNet-3D: a Kinetics/UCF101 model; MFNet2D: the ImageNet network MFNet-3D inflates from
+    model_name, backbone, kind = (('mfnet3d', 'mfnet3d', KIND_MODEL) if three_d else
+                                  ('tsn', 'mfnet2d', KIND_2D_BACKBONE))
     return Converted(ours, model_name, {'BACKBONE': backbone}, dict(CONVENTION),
                      [f'MFNet{"3D" if three_d else "2D"}: backbone.* <- the authors\' names, '
-                      'head.fc <- classifier (kept)'])
+                      'head.fc <- classifier (kept)'],
+                     kind=kind, classifier=present(ours), first_conv='backbone.conv1.conv.weight')

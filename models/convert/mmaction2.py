@@ -15,8 +15,8 @@ Names: mmcv's ConvModule keeps conv and BN as `convN.conv` / `convN.bn` (ours `c
 import torch
 
 from ..weights import WeightsError
-from .common import (BN_PARAMS, alpha_from_fusion_kernel, Converted, config_assignments, has_key, rename, resnet_depth,
-                     rgb_convention, unwrap)
+from .common import (BN_PARAMS, CLASSIFIER, FIRST_CONV, KIND_MODEL, alpha_from_fusion_kernel, Converted,
+                     config_assignments, has_key, rename, resnet_depth, rgb_convention, unwrap)
 
 NAME = 'mmaction2'
 DESCRIPTION = "mmaction2 1.x: {'meta', 'state_dict'} with backbone. and cls_head."
@@ -57,7 +57,7 @@ def _model_config(checkpoint):
     return model if isinstance(model, dict) else None
 
 
-def _kind(model_config, state):
+def _model_name(model_config, state):
     """'tsn', 'tsm', 'i3d' or 'slowfast', from the config or else the names and shapes."""
     backbone_type = ((model_config or {}).get('backbone') or {}).get('type')
     by_type = {'ResNet': 'tsn', 'ResNetTSM': 'tsm', 'ResNet3d': 'i3d', 'ResNet3dSlowFast': 'slowfast'}
@@ -89,7 +89,7 @@ def convert(checkpoint):
     state = {k: v for k, v in unwrap(checkpoint, 'state_dict').items()
              if not k.startswith('data_preprocessor.')}
     model_config = _model_config(checkpoint)
-    kind = _kind(model_config, state)
+    model_name = _model_name(model_config, state)
     backbone_config = (model_config or {}).get('backbone') or {}
     notes = ['config read from meta["cfg"]' if model_config else
              'no config text in the file: architecture inferred from names and shapes']
@@ -98,17 +98,17 @@ def convert(checkpoint):
     notes.append('convN.conv/convN.bn -> convN/bnN, downsample.conv/bn -> downsample.0/1, '
                  'cls_head.fc_cls -> head.fc')
     options = {}
-    if kind == 'slowfast':
+    if model_name == 'slowfast':
         ours.update(_slowfast(state, backbone_config, options, notes))
         depth = resnet_depth(ours, 'slow.')
     else:
         ours.update({'backbone.' + k: v for k, v in
                      _prefixed(state, 'backbone.', RESNET_RULES, 'mmaction2 backbone').items()})
         depth = resnet_depth(ours, 'backbone.')
-        if kind == 'tsm':
+        if model_name == 'tsm':
             options['MODEL.TSM_SHIFT_DIV'] = int(backbone_config.get('shift_div', 8))
             notes.append('TSM: the shift wrapper conv1.conv.net -> conv1')
-        if kind == 'i3d':
+        if model_name == 'i3d':
             _i3d_options(backbone_config, depth, options, notes)
             if any('.non_local.' in k for k in ours):
                 _non_local_options(ours, backbone_config, options, notes)
@@ -116,7 +116,9 @@ def convert(checkpoint):
     if leftover:
         raise WeightsError(f'mmaction2 file: keys this converter has no rule for: {leftover[:6]}')
     options['BACKBONE'] = f'resnet{depth}'
-    return Converted(ours, kind, options, _convention(model_config), notes)
+    # a recognizer: backbone and cls_head, always whole
+    return Converted(ours, model_name, options, _convention(model_config), notes, kind=KIND_MODEL,
+                     classifier=CLASSIFIER, first_conv=FIRST_CONV.get(model_name, 'backbone.conv1.weight'))
 
 
 def _non_local_options(ours, backbone_config, options, notes):

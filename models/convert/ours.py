@@ -4,7 +4,8 @@ convention the weights were trained with)."""
 import torch
 
 from ..weights import WeightsError
-from .common import ARCHITECTURE_KEYS, CONVENTION_KEYS, IMAGENET, Converted, guess_model_name
+from .common import (ARCHITECTURE_KEYS, CONVENTION_KEYS, IMAGENET, KIND_MODEL, Converted, first_conv_of,
+                     guess_model_name, present)
 
 NAME = 'dlac'
 DESCRIPTION = "this project's checkpoints: {'model', 'config'} (best.pth, last.pth, models.convert output)"
@@ -45,4 +46,7 @@ def convert(checkpoint):
     notes = ['no renaming (our own names)']
     if not config:
         notes.append(f'no config in the file: model {model_name!r} guessed from the names')
-    return Converted(dict(state), model_name, options, convention, notes)
+    # a whole model of ours, whatever it was trained from (`python -m models.convert` of an
+    # ImageNet file writes a TSN of the ImageNet classes)
+    return Converted(dict(state), model_name, options, convention, notes, kind=KIND_MODEL,
+                     classifier=present(state), first_conv=first_conv_of(model_name, state))

@@ -11,8 +11,8 @@ pickles that cannot be read safely (weights_only): their `.pyth` versions are py
 import yaml
 
 from ..weights import WeightsError
-from .common import (KINETICS_SLOWFAST, Converted, alpha_from_fusion_kernel, rename, resnet_depth,
-                     rgb_convention, unwrap, x3d_options)
+from .common import (KINETICS_SLOWFAST, KIND_MODEL, Converted, alpha_from_fusion_kernel,
+                     present, rename, resnet_depth, rgb_convention, unwrap, x3d_options)
 
 NAME = 'pyslowfast'
 DESCRIPTION = "PySlowFast .pyth: {'model_state', 'cfg'} with s1.pathway0_stem ... head.projection"
@@ -91,7 +91,8 @@ def convert(checkpoint):
         ours = rename(state, X3D_RULES, 'PySlowFast X3D')
         notes = ['s1.pathway0_stem.conv_xy/conv -> stem.conv_xy/conv_t, sS.pathway0_resI.branch2 -> '
                  'layer(S-1).I, head.conv_5/lin_5/projection -> head']
-        return Converted(ours, 'x3d', x3d_options(ours, notes), _convention(config), notes)
+        return Converted(ours, 'x3d', x3d_options(ours, notes), _convention(config), notes,
+                         kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.stem.conv_xy.weight')
     if arch and arch not in ('slowfast', 'i3d'):
         raise WeightsError(f'PySlowFast MODEL.ARCH {arch!r} has no DLAC counterpart (slowfast, i3d '
                            f'and x3d do)')
@@ -107,7 +108,8 @@ def convert(checkpoint):
     if not slowfast:
         depth = resnet_depth(ours, 'backbone.')
         return Converted(ours, 'i3d', {'BACKBONE': f'resnet{depth}', 'MODEL.STEM_TEMPORAL_STRIDE': [1, 1]},
-                         convention, notes)
+                         convention, notes, kind=KIND_MODEL, classifier=present(ours),
+                         first_conv='backbone.conv1.weight')
     depth, kernel = resnet_depth(ours, 'slow.'), int(ours['lateral.0.0.weight'].shape[2])
     settings = config.get('SLOWFAST') or {}
     if 'ALPHA' in settings:
@@ -120,4 +122,5 @@ def convert(checkpoint):
                'MODEL.SLOWFAST_BETA_INV': int(settings.get('BETA_INV', 8)),
                'MODEL.SLOWFAST_LATERAL': 'conv_bn_relu', 'MODEL.SLOWFAST_SLOW_FRAMES': 'linspace'}
     notes.append('Slow pathway frames: linspace (MODEL.SLOWFAST_SLOW_FRAMES), as PackPathway')
-    return Converted(ours, 'slowfast', options, convention, notes)
+    return Converted(ours, 'slowfast', options, convention, notes, kind=KIND_MODEL,
+                     classifier=present(ours), first_conv='fast.conv1.weight')

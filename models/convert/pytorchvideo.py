@@ -13,8 +13,8 @@ takes frames `linspace(0, T - 1, T / alpha)` (MODEL.SLOWFAST_SLOW_FRAMES linspac
 normalised with mean 0.45 and std 0.225. Every SlowFast file of the hub is 8x8 (alpha 4; the
 lateral kernel is 7 for R50 and 5 for R101), and alpha is not in the weights.
 """
-from .common import (KINETICS_SLOWFAST, Converted, identity_bn, rename, resnet_depth, strip_prefix,
-                     x3d_options)
+from .common import (KINETICS_SLOWFAST, KIND_MODEL, Converted, identity_bn, present, rename, resnet_depth,
+                     strip_prefix, x3d_options)
 
 NAME = 'pytorchvideo'
 DESCRIPTION = "pytorchvideo hub .pyth: {'model_state'} with blocks.N.multipathway_blocks / res_blocks"
@@ -96,7 +96,8 @@ def convert_x3d(state):
         if prefix + '.weight' not in ours:
             identity_bn(ours, prefix, ours[key].shape[0])
             notes.append(f'{prefix}: identity BN (pytorchvideo has none on this shortcut)')
-    return Converted(ours, 'x3d', x3d_options(ours, notes), dict(KINETICS_SLOWFAST), notes)
+    return Converted(ours, 'x3d', x3d_options(ours, notes), dict(KINETICS_SLOWFAST), notes,
+                     kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.stem.conv_xy.weight')
 
 
 def convert(checkpoint):
@@ -113,9 +114,11 @@ def convert(checkpoint):
                  'blocks.6.proj -> head.fc',
                  f'alpha 4 (every pytorchvideo hub SlowFast is 8x8), fusion kernel {kernel} from '
                  'the lateral weights', 'Slow pathway frames: linspace (MODEL.SLOWFAST_SLOW_FRAMES)']
-        return Converted(ours, 'slowfast', options, dict(KINETICS_SLOWFAST), notes)
+        return Converted(ours, 'slowfast', options, dict(KINETICS_SLOWFAST), notes, kind=KIND_MODEL,
+                         classifier=present(ours), first_conv='fast.conv1.weight')
     ours = rename(state, I3D_RULES, 'pytorchvideo I3D')
     depth = resnet_depth(ours, 'backbone.')
     return Converted(ours, 'i3d', {'BACKBONE': f'resnet{depth}', 'MODEL.STEM_TEMPORAL_STRIDE': [1, 1]},
                      dict(KINETICS_SLOWFAST),
-                     ['blocks.0 -> stem, blocks.1/3/4/5 -> layer1..4, blocks.6.proj -> head.fc'])
+                     ['blocks.0 -> stem, blocks.1/3/4/5 -> layer1..4, blocks.6.proj -> head.fc'],
+                     kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.conv1.weight')

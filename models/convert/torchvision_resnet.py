@@ -8,7 +8,8 @@ torchvision's video ResNets (`r3d_18-b3b3357e.pth`, `mc3_18-a90a0ba3.pth`,
 import torch
 
 from ..video_resnet import KINETICS_VIDEO
-from .common import IMAGENET, Converted, resnet_depth, rgb_convention, video_resnet_variant
+from .common import (IMAGENET, KIND_2D_BACKBONE, KIND_MODEL, Converted, present, resnet_depth,
+                     rgb_convention, video_resnet_variant)
 
 NAME = 'torchvision'
 DESCRIPTION = ('torchvision / timm ImageNet ResNet (conv1, layer1..4, fc), MobileNetV2 (features.N, '
@@ -46,18 +47,24 @@ def convert(checkpoint):
                 for k, v in state.items() if not k.startswith('AuxLogits.')}
         return Converted(ours, 'tsn', {'BACKBONE': 'inceptionv3'}, rgb_convention([0.5] * 3, [0.5] * 3, 1),
                          ['Inception-v3: backbone.* <- the names, head.fc <- fc (Cadene: last_linear), AuxLogits left out',
-                          'input scaled to [-1, 1] (mean 0.5, std 0.5), what transform_input did'])
+                          'input scaled to [-1, 1] (mean 0.5, std 0.5), what transform_input did'],
+                         kind=KIND_2D_BACKBONE, classifier=present(ours),
+                         first_conv='backbone.Conv2d_1a_3x3.conv.weight')
     if 'features.0.0.weight' in state:
         ours = {('head.fc.' + k[len('classifier.1.'):] if k.startswith('classifier.1.') else 'backbone.' + k): v
                 for k, v in state.items()}
         return Converted(ours, 'tsn', {'BACKBONE': 'mobilenetv2'}, dict(IMAGENET),
-                         ['MobileNetV2: backbone.* <- features, head.fc <- classifier.1'])
+                         ['MobileNetV2: backbone.* <- features, head.fc <- classifier.1'],
+                         kind=KIND_2D_BACKBONE, classifier=present(ours),
+                         first_conv='backbone.features.0.0.weight')
     if 'stem.0.weight' in state:
         variant = video_resnet_variant(state)
         ours = {('head.' + k if k.startswith('fc.') else 'backbone.' + k): v for k, v in state.items()}
         return Converted(ours, variant, {'BACKBONE': 'resnet18'}, dict(KINETICS_VIDEO),
-                         [f'torchvision {variant}_18: backbone.* <- stem/layer1..4, head.fc <- fc'])
+                         [f'torchvision {variant}_18: backbone.* <- stem/layer1..4, head.fc <- fc'],
+                         kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.stem.0.weight')
     depth = resnet_depth(state)
     ours = {('head.' + k if k.startswith('fc.') else 'backbone.' + k): v for k, v in state.items()}
     return Converted(ours, 'tsn', {'BACKBONE': f'resnet{depth}'}, dict(IMAGENET),
-                     [f'ResNet-{depth}: backbone.* <- the file\'s names, head.fc <- fc'])
+                     [f'ResNet-{depth}: backbone.* <- the file\'s names, head.fc <- fc'],
+                     kind=KIND_2D_BACKBONE, classifier=present(ours), first_conv='backbone.conv1.weight')

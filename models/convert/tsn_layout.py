@@ -1,13 +1,14 @@
 """The `base_model.` / `new_fc.` layout that the TSN and TSM authors' code and the original DLAC
 share (one TSN class around a torchvision ResNet or BN-Inception, DataParallel's `module.`),
-read into our TSN or TSM. Shifted ResNet blocks wrap conv1 (`conv1.net`): which blocks carry
-it must be the ones our TSM shifts (all, or every other block from ResNet-101 on)."""
+read into our TSN or TSM: always a whole model (kind 'model', `new_fc` its classifier).
+Shifted ResNet blocks wrap conv1 (`conv1.net`): which blocks carry it must be the ones our TSM
+shifts (all, or every other block from ResNet-101 on)."""
 import re
 
 from ..backbones.mobilenetv2 import mobilenetv2, shiftable_blocks
 from ..tsm import shift_interval
 from ..weights import WeightsError
-from .common import CAFFE_BGR, IMAGENET, Converted, rename, resnet_depth
+from .common import CAFFE_BGR, IMAGENET, KIND_MODEL, Converted, present, rename, resnet_depth
 
 RULES = [
     (r'base_model\.(layer[1-4]\.\d+\.conv1)\.net\.weight', r'backbone.\1.weight'),
@@ -38,12 +39,14 @@ def convert_tsn_layout(state, source):
                          ['base_model. -> backbone., new_fc -> head.fc',
                           'BN-Inception: BGR, values 0-255, mean [104, 117, 128], std 1',
                           'a TSM BN-Inception file loads the same way into MODEL_NAME tsm '
-                          '(its block shift has no parameters; the file cannot say which it is)'])
+                          '(its block shift has no parameters; the file cannot say which it is)'],
+                         kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.conv1_7x7_s2.weight')
     depth = resnet_depth(ours, 'backbone.')
     shifted = sorted(re.match(r'base_model\.(layer\d\.\d+)\.', k)[1] for k in state if '.conv1.net.' in k)
     notes = ['base_model. -> backbone., new_fc -> head.fc']
     if not shifted:
-        return Converted(ours, 'tsn', {'BACKBONE': f'resnet{depth}'}, dict(IMAGENET), notes)
+        return Converted(ours, 'tsn', {'BACKBONE': f'resnet{depth}'}, dict(IMAGENET), notes,
+                         kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.conv1.weight')
     blocks = {f'layer{layer}': len({k.split('.')[2] for k in ours if k.startswith(f'backbone.layer{layer}.')})
               for layer in range(1, 5)}
     every = shift_interval(blocks['layer3'])
@@ -53,7 +56,8 @@ def convert_tsn_layout(state, source):
     notes.append(f'TSM: the shift wrapper conv1.net -> conv1 ({len(shifted)} shifted blocks), shift '
                  'div 8 as in every released file')
     return Converted(ours, 'tsm', {'BACKBONE': f'resnet{depth}', 'MODEL.TSM_SHIFT_DIV': 8},
-                     dict(IMAGENET), notes)
+                     dict(IMAGENET), notes, kind=KIND_MODEL, classifier=present(ours),
+                     first_conv='backbone.conv1.weight')
 
 
 # the TSM authors' MobileNetV2 (archs/mobilenet_v2.py) keeps each inverted residual as one flat
@@ -83,7 +87,8 @@ def convert_mobilenetv2(state, source):
     notes = ["base_model.features.N.conv.K (the TSM authors' flat layout) -> torchvision's names, "
              'new_fc -> head.fc']
     if not shifted:
-        return Converted(ours, 'tsn', {'BACKBONE': 'mobilenetv2'}, dict(IMAGENET), notes)
+        return Converted(ours, 'tsn', {'BACKBONE': 'mobilenetv2'}, dict(IMAGENET), notes,
+                         kind=KIND_MODEL, classifier=present(ours), first_conv='backbone.features.0.0.weight')
     reference = mobilenetv2(num_classes=0)
     position = {id(block): index for index, block in enumerate(reference.features)}
     expected = sorted(position[id(block)] for block in shiftable_blocks(reference))
@@ -91,4 +96,5 @@ def convert_mobilenetv2(state, source):
         raise WeightsError(f'{source} TSM MobileNetV2 shifts blocks {shifted}, DLAC\'s shifts {expected}')
     notes.append(f'TSM: the shift wrapper conv.0.net -> conv.0.0 ({len(shifted)} shifted blocks)')
     return Converted(ours, 'tsm', {'BACKBONE': 'mobilenetv2', 'MODEL.TSM_SHIFT_DIV': 8},
-                     dict(IMAGENET), notes)
+                     dict(IMAGENET), notes, kind=KIND_MODEL, classifier=present(ours),
+                     first_conv='backbone.features.0.0.weight')

@@ -2,7 +2,7 @@
 runs): `{'model': ...}` or `{'module': ...}` with patch_embed.proj, blocks.N.attn.qkv (q_bias,
 v_bias), blocks.N.mlp.fc1/fc2, norm1/norm2, fc_norm, head: our names under `backbone.`, the
 head as `head.fc`. LayerNorm eps 1e-6 and ImageNet mean/std, as the repository uses."""
-from .common import IMAGENET, Converted
+from .common import IMAGENET, KIND_ENCODER, KIND_MODEL, Converted, present
 
 NAME = 'videomae-authors'
 DESCRIPTION = "VideoMAE repository .pth: {'model' or 'module'} with patch_embed.proj, blocks.N.attn.qkv, fc_norm, head"
@@ -29,7 +29,11 @@ def convert(checkpoint):
     ours = {('head.fc.' + k[len('head.'):] if k.startswith('head.') else 'backbone.' + k): v
             for k, v in state.items()}
     width = state['patch_embed.proj.weight'].shape[0]
+    classifier = present(ours)
+    # a fine-tuning checkpoint is a whole model; one saved without `head` only its encoder
     return Converted(ours, 'videomae', {'BACKBONE': SIZES.get(width, f'width {width}'),
                                         'MODEL.LAYER_NORM_EPS': 1e-6, 'MODEL.FC_NORM_EPS': 1e-6},
                      dict(IMAGENET),
-                     ['patch_embed/blocks/fc_norm -> backbone., head -> head.fc'])
+                     ['patch_embed/blocks/fc_norm -> backbone., head -> head.fc'],
+                     kind=KIND_MODEL if classifier else KIND_ENCODER, classifier=classifier,
+                     first_conv='backbone.patch_embed.proj.weight')

@@ -7,18 +7,18 @@ import os
 from config import to_plain
 from models import WeightsError
 from models.weights import load_into
+from utils.checkpoint import (CheckpointError, is_state_dict, load_checkpoint, load_resume_checkpoint,
+                              save_atomic, tensor_checksum)
 
-from .checkpoint import (CheckpointError, is_state_dict, load_checkpoint, load_resume_checkpoint,
-                         save_atomic, tensor_checksum)
+from .run import ResumePoint
 
 RESUME_KEYS = ('model', 'optimizer', 'epoch', 'best_top1', 'history')
 
 
 def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema=None):
-    """Where to start from TRAIN.RESUME ('auto' = last.pth if present): a dict with epoch,
-    step (within that epoch), totals (of that epoch so far), best_top1 and history. Restores
-    the model, the optimizer, the loss scaler and the EMA weights in place."""
-    fresh = {'epoch': 0, 'step': 0, 'totals': None, 'best_top1': None, 'history': []}
+    """Where to start from TRAIN.RESUME ('auto' = last.pth if present), as a ResumePoint.
+    Restores the model, the optimizer, the loss scaler and the EMA weights in place."""
+    fresh = ResumePoint()
     path = cfg.TRAIN.RESUME
     if path == 'auto':
         path = os.path.join(checkpoint_dir, 'last.pth')
@@ -61,21 +61,22 @@ def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema
                        'starts again from its first step', path, state.get('world_size', 1),
                        ctx.world_size, state['epoch'] + 1)
         step, totals = 0, None
+    best = state['best_top1']
     logger.info('resumed from %s: %d of %d epochs done%s, best top1 %s', path, state['epoch'],
                 cfg.TRAIN.EPOCHS, f' and {step} steps of epoch {state["epoch"] + 1}' if step else '',
-                state['best_top1'])
-    return {'epoch': state['epoch'], 'step': step, 'totals': totals,
-            'best_top1': state['best_top1'], 'history': list(state['history'])}
+                'n/a' if best is None else f'{best:.2f}')
+    return ResumePoint(state['epoch'], step, totals, best, list(state['history']))
 
 
-def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
-    """The training policy as run: schedule settings plus lr and time of every epoch."""
+def write_policy(run, replica_diff=None):
+    """training_policy.json: the policy as run, schedule settings plus every epoch's figures."""
+    cfg, ctx = run.cfg, run.ctx
     policy = {
         'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
         'epochs': cfg.TRAIN.EPOCHS, 'batch_size': cfg.TRAIN.BASE_BATCH_SIZE,
         'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
         'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
-        'lr': cfg.TRAIN.BASE_LR * lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
+        'lr': cfg.TRAIN.BASE_LR * run.lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
         'lr_decay': cfg.TRAIN.LR_DECAY, 'lr_policy': cfg.TRAIN.LR_POLICY,
         'warmup_epochs': cfg.TRAIN.WARMUP_EPOCHS, 'warmup_start_lr': cfg.TRAIN.WARMUP_START_LR,
         'sgdr_period_epochs': cfg.TRAIN.SGDR_PERIOD_EPOCHS, 'param_groups': cfg.TRAIN.PARAM_GROUPS,
@@ -91,23 +92,25 @@ def write_policy(path, cfg, history, ctx, lr_scale, replica_diff=None):
         'ema_decay': cfg.TRAIN.EMA_DECAY,
         'num_segments': cfg.DATA.NUM_SEGMENTS, 'crop_size': cfg.DATASET.CROP_SIZE,
         'replica_max_abs_diff': replica_diff,
-        'per_epoch': history,
+        'per_epoch': run.history,
     }
+    path = os.path.join(run.out_dir, 'training_policy.json')
     tmp_path = path + '.tmp'
     with open(tmp_path, 'w', encoding='utf-8') as handle:
         json.dump(policy, handle, indent=2)
     os.replace(tmp_path, path)
 
 
-def save_last(path, model, optimizer, scaler, cfg, ctx, epoch, best_top1, history, step=0,
-              totals=None, ema=None):
+def save_last(run, epoch, best_top1, step=0, totals=None):
     """last.pth: everything to continue, at an epoch's end (step 0) or after `step` optimizer
     steps of epoch `epoch` + 1 (a stop signal). The file it replaces is kept as
-    last.pth.prev, and a checksum of the weights is checked when resuming."""
-    weights = model.state_dict()
+    last.pth.prev, and a checksum of the weights is checked when resuming. Like every
+    checkpoint it carries the run's config and class names (config_trained)."""
+    weights = run.model.state_dict()
     save_atomic({'model': weights, 'checksum': tensor_checksum(weights),
-                 'ema': ema.state_dict() if ema is not None else None,
-                 'optimizer': optimizer.state_dict(), 'scaler': scaler.state_dict(),
+                 'ema': run.ema.state_dict() if run.ema is not None else None,
+                 'optimizer': run.optimizer.state_dict(), 'scaler': run.scaler.state_dict(),
                  'epoch': epoch, 'step': step,
-                 'epoch_totals': totals, 'world_size': ctx.world_size, 'best_top1': best_top1,
-                 'history': history, 'config': to_plain(cfg)}, path, keep_previous=True)
+                 'epoch_totals': totals, 'world_size': run.ctx.world_size, 'best_top1': best_top1,
+                 'history': run.history, 'config': to_plain(run.cfg),
+                 'class_names': list(run.class_names)}, run.last_path, keep_previous=True)

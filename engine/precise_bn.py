@@ -6,7 +6,7 @@ every replica ends with the same statistics. BN layers in eval mode (partial BN)
 import torch
 import torch.nn as nn
 
-from .distributed import sum_across
+from utils.distributed import sum_across
 
 
 @torch.no_grad()

@@ -8,40 +8,21 @@ updated. LR, logs, TensorBoard, resuming and the stop signal all count optimizer
 """
 import signal
 import time
+from typing import Optional
 
 import torch
 import torch.nn as nn
 
 from datasets import build_normalizer
+from utils.distributed import sum_across
+from utils.meters import AverageMeter
+from utils.metrics import topk_correct
+from utils.progress import progress
+from utils.stopping import GracefulStop, TrainingDiverged, TrainingStopped, maybe_inject_fault
 
-from .acceleration import grad_scaler
-from .distributed import DistContext, sum_across
 from .lr_schedule import learning_rate, set_lr
-from .meters import AverageMeter
-from .metrics import topk_correct
 from .mixup import build_mixup, soft_target_cross_entropy
-from .progress import progress
-from .stopping import TrainingDiverged, TrainingStopped, maybe_inject_fault
-
-
-class NullWriter:
-    """Stands in for the TensorBoard writer on the processes that write nothing (DDP rank > 0)."""
-
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
-class StepHealth:
-    """Across steps: how many in a row were skipped (a NaN/inf loss, or inf/NaN gradients
-    that the float16 loss scaler refused), and how many this epoch."""
-
-    def __init__(self, max_bad_steps):
-        self.max_bad_steps = max_bad_steps
-        self.in_a_row = 0
-        self.skipped = 0
+from .run import Run
 
 
 def step_seed(seed, epoch, step, rank):
@@ -141,23 +122,23 @@ class StepComputer:
         return loss_sum, correct, total, torch.cat(indices), (torch.cat(bad) if bad else None)
 
 
-def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger, ctx=DistContext(),
-                    start_step=0, totals=None, stop=None, scaler=None, bad_samples=None,
-                    health=None, base_lr=None, ema=None):
+def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list],
+                    stop: Optional[GracefulStop]):
     """One pass over this process's shard of the training set, from optimizer step
     `start_step` on (a resumed epoch). `totals` are the epoch's [loss sum, correct sum, clips]
-    so far over all processes. `scaler` is the run's GradScaler (built once per run, saved in
-    last.pth). With `base_lr`, each step's LR is set from TRAIN.LR_POLICY as a function of
-    the global step; `ema` (a ModelEma) is updated after every applied step.
+    so far over all processes (None: a fresh epoch). Each step's LR is TRAIN.LR_POLICY's at
+    the global step (from run.base_lr), the run's EMA is updated after every applied step, and
+    `stop` (a GracefulStop, or None) ends the epoch at a step boundary.
     Returns the epoch's mean loss and top1 over all processes and the steps this one took.
     Raises TrainingStopped at the first step boundary after a stop signal, TrainingDiverged
     after TRAIN.MAX_BAD_STEPS skipped steps in a row (a NaN/inf loss, or gradients the loss
-    scaler refused; nothing is applied), and TooManyBadSamples (from `bad_samples`, a
-    BadSampleTracker) when too many samples are unreadable."""
+    scaler refused; nothing is applied), and TooManyBadSamples (from run.bad_samples) when too
+    many samples are unreadable."""
+    cfg, ctx, logger, writer = run.cfg, run.ctx, run.logger, run.writer
+    model, loader, optimizer, scaler = run.train_forward, run.train_loader, run.optimizer, run.scaler
+    health, bad_samples, ema = run.health, run.bad_samples, run.ema
     model.train()
-    scaler = scaler or grad_scaler(cfg, device)
-    health = health or StepHealth(cfg.TRAIN.MAX_BAD_STEPS)
-    compute = StepComputer(model, cfg, device, scaler)
+    compute = StepComputer(model, cfg, ctx.device, scaler)
     accum = cfg.TRAIN.ACCUM_STEPS
     meters = {name: AverageMeter() for name in ('loss', 'top1', 'data_time', 'batch_time')}
     local = [0.0, 0.0, 0.0]        # loss sum, correct sum, clips: this process, this session
@@ -170,8 +151,7 @@ def train_one_epoch(model, loader, optimizer, device, cfg, epoch, writer, logger
         meters['data_time'].update(time.time() - end)
         global_step = epoch * steps_per_epoch + step
         torch.manual_seed(step_seed(cfg.SEED, epoch, step, ctx.rank))
-        if base_lr is not None:
-            set_lr(optimizer, learning_rate(cfg.TRAIN, base_lr, global_step, steps_per_epoch))
+        set_lr(optimizer, learning_rate(cfg.TRAIN, run.base_lr, global_step, steps_per_epoch))
         optimizer.zero_grad(set_to_none=True)
         loss, correct, batch, indices, bad = compute(micro_batches)
         new_bad = bad_samples.new_in_batch(bad) if bad_samples is not None and bad is not None else 0
