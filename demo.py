@@ -3,9 +3,11 @@
                    [--window FRAMES] [--stride FRAMES] [--topk 3] [--cfg FILE ...] [KEY VALUE ...]
 
 The model sees sliding windows of the video, each prepared like one test view in evaluation.
-Every frame of demo/output.avi (same size, frame count and frame rate as the input, MJPEG)
-shows the top classes of the window centred nearest to it, with scores and confidence bars;
-demo/predictions.json lists every window's start/end time and top classes. With --onnx, the
+Every frame of demo/output.avi (MJPEG; the input as a player shows it: turned by its display
+rotation, same size, frame count and frame rate; a variable frame rate input is resampled to a
+constant rate that keeps each frame's time, said in the log) shows the top classes of the
+window centred nearest to it, with scores and confidence bars; demo/predictions.json lists
+every window's start/end time (from the frames' timestamps) and top classes. With --onnx, the
 exported model runs in onnxruntime and its meta.json says how to prepare the input.
 """
 import json
@@ -18,34 +20,45 @@ import numpy as np
 
 from config import (build_parser, class_names_of, default_checkpoint, exp_dir, log_resolution, parse_config,
                     trained_source)
-from datasets import DatasetConfigError, DecodeError
+from datasets import DatasetConfigError
 from datasets.clip_spec import ClipSpec
-from datasets.video_reader import decode_frames, video_properties
+from datasets.video_probe import probe_video
+from datasets.video_reader import decode_timed_frames
 from utils.cli import run_entry_point
 from utils.device import set_cpu_threads
 from utils.exported_model import TorchPredictor, load_exported
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
 from utils.trained_model import load_model
-from utils.untrimmed import merge_segments, nearest_window, predict_windows, save_timeline_png
+from utils.untrimmed import (merge_segments, nearest_window, predict_windows, save_timeline_png,
+                             window_plan)
+from utils.whole_video import ShortVideoWarning, constant_rate_for, read_whole_video, resample_plan
 
 
 # ---------------------------------------------------------------- output
-def write_annotated(video, out_path, fps, width, height, labels, assignment):
-    """Re-decode the input and write each frame with its window's overlay (MJPEG AVI, the
-    input's exact frame rate); returns the number of frames written."""
+def write_annotated(video, out_path, rate, plan, labels, assignment):
+    """Re-decode the input upright and write each frame with its window's overlay (MJPEG AVI
+    at a constant `rate`): output frame k shows source frame plan[k], so the output keeps the
+    source's timing; returns the number of frames written."""
     partial = out_path + '.part.avi'
     count = 0
     try:
         with av.open(partial, 'w') as container:
-            stream = container.add_stream('mjpeg', rate=fps)
-            stream.width, stream.height, stream.pix_fmt = width, height, 'yuvj420p'
-            stream.options = {'q:v': '3'}
-            for count, frame in enumerate(decode_frames(video, fmt='bgr24'), start=1):
-                top, caption = labels[assignment[min(count - 1, len(assignment) - 1)]]
-                draw_predictions(frame, top, caption)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='bgr24')):
-                    container.mux(packet)
+            stream = container.add_stream('mjpeg', rate=rate)
+            stream.pix_fmt, stream.options = 'yuvj420p', {'q:v': '3'}
+            repeats = np.bincount(plan, minlength=len(assignment))
+            for index, (_, frame) in enumerate(decode_timed_frames(video, fmt='bgr24')):
+                if index >= len(repeats) or not repeats[index]:
+                    continue
+                if not count:
+                    stream.height, stream.width = frame.shape[:2]
+                top, caption = labels[assignment[min(index, len(assignment) - 1)]]
+                picture = av.VideoFrame.from_ndarray(draw_predictions(frame, top, caption),
+                                                     format='bgr24')
+                for _ in range(repeats[index]):
+                    for packet in stream.encode(picture):
+                        container.mux(packet)
+                    count += 1
             for packet in stream.encode():
                 container.mux(packet)
         os.replace(partial, out_path)
@@ -53,6 +66,36 @@ def write_annotated(video, out_path, fps, width, height, labels, assignment):
         if osp.exists(partial):
             os.remove(partial)
     return count
+
+
+def output_timing(video, logger):
+    """(constant output rate, which source frame each output frame shows): the source's own
+    rate and frames for an evenly timed video; for a variable-rate one, a constant rate
+    that keeps every frame's time (stated in the log)."""
+    rate = constant_rate_for(video.times, video.info.fps)
+    plan = resample_plan(video.times, rate) if video.variable_rate else np.arange(len(video.frames))
+    if video.variable_rate:
+        steps = np.diff(video.times)
+        logger.info('variable frame rate (%.1f to %.1f fps): output.avi resampled to a constant '
+                    '%.3f fps, %d frames, each shown at its own time', 1 / steps.max(),
+                    1 / max(steps.min(), 1e-6), float(rate), len(plan))
+    return rate, plan
+
+
+def describe_windows(video, scores, starts, window, names, topk):
+    """(predictions.json's windows, the overlay's (top, caption) per window), with each
+    window's times from its frames' timestamps."""
+    windows, labels = [], []
+    for start, row in zip(starts, scores):
+        best = np.argsort(-row)[:topk]
+        top = [(names[i], float(row[i])) for i in best]
+        span = video.span(start, start + window)
+        windows.append({'start_frame': int(start), 'end_frame': int(start + window),
+                        'start_time': round(span[0], 3), 'end_time': round(span[1], 3),
+                        'top': [{'class': name, 'index': int(i), 'score': round(score, 5)}
+                                for (name, score), i in zip(top, best)]})
+        labels.append((top, f'{span[0]:.1f}-{span[1]:.1f} s'))
+    return windows, labels
 
 
 def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, topk=3,
@@ -63,6 +106,7 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
     log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
+    probe_video(video)                     # a file that is no usable video: said before loading
     if onnx_path:
         predictor, spec, names = load_exported(onnx_path)
         source = osp.abspath(onnx_path)
@@ -76,41 +120,32 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     if spec.modality == 'Flow':
         raise DatasetConfigError('demo.py runs RGB and RGBDiff models on video frames; a Flow model '
                                  'needs optical flow frames (extract them with a DataTool --flow)')
-    fps, width, height = video_properties(video)
-    frames = [spec.resize(frame[None])[0] for frame in decode_frames(video)]
-    if not frames:
-        raise DecodeError(f'{video}: no decodable frame')
-    window = min(window or spec.default_window, len(frames))
-    stride = max(1, stride or window // 2)
-    logger.info('%s: %d frames at %.3f fps, %dx%d; windows of %d frames every %d', video,
-                len(frames), float(fps), width, height, window, stride)
-    scores, starts = predict_windows(frames, spec, predictor, window, stride)
+    clip = read_whole_video(video, spec, logger)
+    ShortVideoWarning(logger, spec.min_frames).check(video, len(clip.frames))
+    window, stride = window_plan(len(clip.frames), spec, window, stride)
+    scores, starts = predict_windows(clip.frames, spec, predictor, window, stride)
+    logger.info('%d windows of %d frames every %d', len(starts), window, stride)
     topk = min(topk, len(names))
-    windows, labels = [], []
-    for start, row in zip(starts, scores):
-        best = np.argsort(-row)[:topk]
-        top = [(names[i], float(row[i])) for i in best]
-        span = (start / float(fps), (start + window) / float(fps))
-        windows.append({'start_frame': int(start), 'end_frame': int(start + window),
-                        'start_time': round(span[0], 3), 'end_time': round(span[1], 3),
-                        'top': [{'class': name, 'index': int(i), 'score': round(score, 5)}
-                                for (name, score), i in zip(top, best)]})
-        labels.append((top, f'{span[0]:.1f}-{span[1]:.1f} s'))
+    windows, labels = describe_windows(clip, scores, starts, window, names, topk)
     os.makedirs(out_dir, exist_ok=True)
     out_video = osp.join(out_dir, 'output.avi')
-    written = write_annotated(video, out_video, fps, width, height, labels,
-                              nearest_window(len(frames), starts, window))
-    result = {'video': osp.abspath(video), 'model': source, 'fps': float(fps),
-              'frames': written, 'width': width, 'height': height, 'window': window,
+    rate, plan = output_timing(clip, logger)
+    written = write_annotated(video, out_video, rate, plan, labels,
+                              nearest_window(len(clip.frames), starts, window))
+    info = clip.info
+    result = {'video': osp.abspath(video), 'model': source, 'fps': float(info.fps),
+              'variable_frame_rate': clip.variable_rate, 'output_fps': float(rate),
+              'rotation': info.rotation, 'frames': len(clip.frames), 'output_frames': written,
+              'width': info.width, 'height': info.height, 'window': window,
               'stride': stride, 'windows': windows}
     with open(osp.join(out_dir, 'predictions.json'), 'w', encoding='utf-8') as handle:
         json.dump(result, handle, indent=2)
     if timeline:
-        segments = merge_segments(scores, starts, window, len(frames), float(fps), names)
+        segments = merge_segments(scores, starts, window, clip.times, names)
         with open(osp.join(out_dir, 'segments.json'), 'w', encoding='utf-8') as handle:
-            json.dump({'video': osp.abspath(video), 'fps': float(fps), 'window': window,
+            json.dump({'video': osp.abspath(video), 'fps': float(info.fps), 'window': window,
                        'stride': stride, 'segments': segments}, handle, indent=2)
-        save_timeline_png(scores, starts, window, float(fps), names, segments,
+        save_timeline_png(scores, starts, window, clip.times, names, segments,
                           osp.join(out_dir, 'timeline.png'))
         result['segments'] = segments
         logger.info('timeline: %d segments (%s) -> timeline.png, segments.json', len(segments),
@@ -124,7 +159,7 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
 
 def main(argv=None):
     parser = build_parser('Run a DLAC model over a video and write an annotated copy')
-    parser.add_argument('--video', required=True, help='input video (mp4, avi, webm, mkv, ...)')
+    parser.add_argument('--video', required=True, help='input video: any file FFmpeg reads (mp4, mov, mkv, avi, webm, ts, ...)')
     source = parser.add_mutually_exclusive_group()
     source.add_argument('--checkpoint', default=None,
                         help='checkpoint to run (default: <experiment>/checkpoints/best.pth)')

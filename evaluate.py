@@ -36,7 +36,8 @@ from utils.metrics import mean_average_precision, per_class_accuracy, summarize,
 from utils.plots import save_confusion_png
 from utils.exported_model import TorchPredictor, exported_input, exported_module
 from utils.progress import progress
-from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
+from utils.untrimmed import add_untrimmed_arguments, score_untrimmed, window_plan, window_starts
+from utils.whole_video import read_whole_video
 from utils.trained_model import load_model
 from utils.safe_text import spreadsheet_row
 
@@ -105,11 +106,16 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
     return next(iter(reports.values()), None)
 
 
-def all_frames(cfg, record):
-    """Every frame of a metafile record (video file or frame folder), as uint8 RGB."""
-    indices = range(record.num_frames)
-    return load_frames(cfg.DATASET.VIDEO_SEQ_PATH, record, indices, cfg.DATASET.IMG_FORMAT,
-                       cfg.DATASET.SCALE_SIZE, cfg.DATASET.FRAME_START)
+def whole_record(cfg, record, spec):
+    """(every frame of a metafile record resized by `spec`, their times in seconds): a video
+    file's times are its timestamps; a frame folder has none (None)."""
+    path = osp.join(cfg.DATASET.VIDEO_SEQ_PATH, record.path)
+    if osp.isfile(path):
+        video = read_whole_video(path, spec)
+        return video.frames, video.times
+    frames = load_frames(cfg.DATASET.VIDEO_SEQ_PATH, record, range(record.num_frames),
+                         cfg.DATASET.IMG_FORMAT, cfg.DATASET.SCALE_SIZE, cfg.DATASET.FRAME_START)
+    return [spec.resize(frame[None])[0] for frame in frames], None
 
 
 def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
@@ -130,11 +136,14 @@ def evaluate_untrimmed(cfg, ctx, checkpoint_path, options):
     with open(osp.join(eval_dir, 'windows.jsonl'), 'w', encoding='utf-8') as windows_file:
         for record in progress(records, desc='evaluate (untrimmed)', unit='video'):
             try:
-                frames = [spec.resize(frame[None])[0] for frame in all_frames(cfg, record)]
+                frames, times = whole_record(cfg, record, spec)
             except DecodeError as err:
                 unreadable.append(f'{record.path} ({record.where}): {err}')
                 continue
-            pooled, windows = score_untrimmed(frames, spec, predictor, **options)
+            window, stride = window_plan(len(frames), spec, options['window'], options['stride'])
+            logger.info('%s: %d frames, %d windows of %d frames every %d', record.path,
+                        len(frames), len(window_starts(len(frames), window, stride)), window, stride)
+            pooled, windows = score_untrimmed(frames, spec, predictor, times=times, **options)
             all_scores.append(pooled)
             labels.append(record.label)
             paths.append(record.path)

@@ -9,17 +9,21 @@ CLIPSxCROPS trades accuracy for speed), decoded in the loader's worker processes
 across videos; the softmax scores are averaged over the views. The model is the experiment's
 checkpoint (PyTorch, any device, AMP) or, with --onnx, an exported model in ONNX Runtime.
 
-Writes to <experiment>/predict/ (or --out), appending as it goes, so a rerun skips the videos
-already done: predictions.jsonl and predictions.csv (path, top-k classes and scores, views,
-seconds per video) and unreadable.csv (path, reason). A file that cannot be read is listed and
-counted; the run goes on.
+A file is a video by its content (any container FFmpeg reads: .mp4 .mov .m4v .mkv .avi .webm
+.ts .mpg .3gp ...), seen as a player shows it (display rotation applied). Writes to
+<experiment>/predict/ (or --out), appending as it goes, so a rerun skips the videos already
+done: predictions.jsonl and predictions.csv (path, top-k classes and scores, views, seconds
+spent on the video, its duration) and unreadable.csv (path, reason in plain words). A file
+that cannot be read is listed and counted; the run goes on. run.json records the model (by
+content hash), views, top-k and mode: a rerun into the same folder with any of them changed
+is refused (exit 2) unless --overwrite.
 
 --untrimmed: long or untrimmed videos. Windows of the model's clip slide over the whole video
 (--window, --stride frames; default the clip's span and half of it), their scores are pooled
 (--pooling topk (default, the mean of each class's --pool-k best windows), mean or max) into
-the video's prediction, and every window's scores go to windows.jsonl.
+the video's prediction, and every window's scores and times (from the frames' timestamps) go
+to windows.jsonl.
 """
-import csv
 import json
 import os
 import os.path as osp
@@ -27,15 +31,14 @@ import re
 import sys
 import time
 
-import numpy as np
 import torch
 
 from config import (ConfigError, build_parser, class_names_of, default_checkpoint, exp_dir,
                     log_resolution, parse_config, trained_source, updated)
-from datasets import DecodeError, VideoRecord, build_loader, build_normalizer, video_dataset
-from datasets.records import VIDEO_EXTENSIONS
+from datasets import VideoRecord, build_loader, build_normalizer, video_dataset
 from datasets.clip_spec import ClipSpec
-from datasets.video_reader import count_video_frames, decode_frames
+from datasets.video_probe import probe_video
+from datasets.video_reader import DecodeError, decode_timed_frames
 from utils.acceleration import runnable_model
 from utils.cli import run_entry_point
 from utils.device import select_device, set_cpu_threads
@@ -43,9 +46,11 @@ from utils.distributed import DistContext
 from utils.exported_model import TorchPredictor, exported_input, load_exported
 from utils.logger import setup_logger
 from utils.progress import progress
-from utils.safe_text import from_spreadsheet_cell, printable_path, spreadsheet_row
+from utils.prediction_files import PredictionFiles, claim_folder, run_settings
+from utils.safe_text import printable_path
 from utils.trained_model import load_model
-from utils.untrimmed import add_untrimmed_arguments, score_untrimmed
+from utils.untrimmed import add_untrimmed_arguments, score_untrimmed, window_plan, window_starts
+from utils.whole_video import ShortVideoWarning, frame_span, read_whole_video
 
 LIST_SUFFIXES = ('.txt', '.csv', '.lst')
 
@@ -86,8 +91,10 @@ def views_text(cfg):
 
 
 class VideoFiles(torch.utils.data.Dataset):
-    """Video files decoded into evaluation's test views. Frames are counted when a file is
-    loaded (in the worker); a file that cannot be read gives a blank clip flagged as bad."""
+    """Video files decoded into evaluation's test views. Whether a file is a video is decided
+    by its content; frames are counted when it is loaded (in the worker). A sample is (clip,
+    0, index, bad flag, frames, seconds spent decoding, duration); a file that cannot be read
+    gives a blank clip flagged as bad."""
 
     def __init__(self, paths, cfg):
         self.paths = paths
@@ -104,73 +111,33 @@ class VideoFiles(torch.utils.data.Dataset):
         return self.paths[index]
 
     def load(self, index):
+        """(views, frames, duration in seconds by the frames' timestamps) of video `index`."""
         path = self.paths[index]
-        if not path.lower().endswith(VIDEO_EXTENSIONS):
-            raise DecodeError(f'not a video file ({", ".join(VIDEO_EXTENSIONS)})')
-        return self.views.load_record(VideoRecord(path, count_video_frames(path), 0),
-                                      self.views._rng(index))
+        probe_video(path)
+        times = [seconds for seconds, _ in decode_timed_frames(path, fmt=None)]
+        if not times:
+            raise DecodeError(f'{path}: no decodable frame')
+        views = self.views.load_record(VideoRecord(path, len(times), 0), self.views._rng(index))
+        return views, len(times), frame_span(times, 0, len(times))[1]
 
     def __getitem__(self, index):
+        started = time.perf_counter()
         try:
-            return self.load(index), 0, index, -1
+            clip, frames, duration = self.load(index)
+            return clip, 0, index, -1, frames, time.perf_counter() - started, duration
         except Exception:  # noqa: BLE001 - any decoder failure: listed, and the run goes on
-            return torch.zeros(self.shape, dtype=torch.uint8), 0, index, index
+            return torch.zeros(self.shape, dtype=torch.uint8), 0, index, index, 0, 0.0, 0.0
 
 
 def unreadable_reason(dataset, index):
-    """Why a flagged file could not be read (found again in this process, for the report)."""
+    """Why a flagged file could not be read (found again in this process, for the report),
+    in plain words without the path the row already holds."""
     try:
         dataset.load(index)
     except Exception as err:  # noqa: BLE001
-        return ' '.join(str(err).split()) or type(err).__name__
+        reason = ' '.join(str(err).split()) or type(err).__name__
+        return reason.removeprefix(f'{dataset.paths[index]}: ')
     return 'could not be read in the loader process'
-
-
-# ---------------------------------------------------------------- the outputs
-class PredictionFiles:
-    """predictions.jsonl / .csv and unreadable.csv in `out_dir`, appended to as batches
-    finish; `done` holds the paths a previous run already wrote. Paths are written as
-    printable UTF-8 (a name that is not UTF-8 shows its bytes as \\xNN) and CSV cells that a
-    spreadsheet would run as formulas are escaped (utils.safe_text)."""
-
-    def __init__(self, out_dir, topk):
-        os.makedirs(out_dir, exist_ok=True)
-        self.jsonl, self.csv = osp.join(out_dir, 'predictions.jsonl'), osp.join(out_dir, 'predictions.csv')
-        self.unreadable = osp.join(out_dir, 'unreadable.csv')
-        self.topk, self.done = topk, set()
-        if osp.isfile(self.jsonl):
-            with open(self.jsonl, encoding='utf-8') as handle:
-                self.done.update(json.loads(line)['path'] for line in handle if line.strip())
-        if osp.isfile(self.unreadable):
-            with open(self.unreadable, encoding='utf-8', newline='') as handle:
-                self.done.update(from_spreadsheet_cell(row['path']) for row in csv.DictReader(handle))
-        self._header(self.csv, ['path'] + [f'{kind}{rank}' for rank in range(1, topk + 1)
-                                           for kind in ('class', 'score')] + ['views', 'seconds'])
-        self._header(self.unreadable, ['path', 'reason'])
-
-    @staticmethod
-    def _header(path, columns):
-        if not osp.isfile(path):
-            with open(path, 'w', encoding='utf-8', newline='') as handle:
-                csv.writer(handle).writerow(columns)
-
-    def is_done(self, path):
-        return printable_path(path) in self.done
-
-    def add(self, path, scores, names, views, seconds):
-        order = np.argsort(-scores)[:self.topk]
-        top = [[names[i], round(float(scores[i]), 6)] for i in order]
-        path = printable_path(path)
-        with open(self.jsonl, 'a', encoding='utf-8') as handle:
-            handle.write(json.dumps({'path': path, 'top': top, 'views': views,
-                                     'seconds': round(seconds, 4)}) + '\n')
-        with open(self.csv, 'a', encoding='utf-8', newline='') as handle:
-            csv.writer(handle).writerow(spreadsheet_row(
-                [path] + [v for pair in top for v in pair] + [views, round(seconds, 4)]))
-
-    def add_unreadable(self, path, reason):
-        with open(self.unreadable, 'a', encoding='utf-8', newline='') as handle:
-            csv.writer(handle).writerow(spreadsheet_row([printable_path(path), printable_path(reason)]))
 
 
 # ---------------------------------------------------------------- the model
@@ -202,6 +169,11 @@ def onnx_scorer(cfg, onnx_path):
 
 
 # ---------------------------------------------------------------- the run
+def model_file(cfg, args):
+    """The file whose predictions these are: --onnx, --checkpoint or the experiment's best."""
+    return args.onnx or args.checkpoint or default_checkpoint(cfg)
+
+
 def run_prediction(cfg, args):
     out_dir = args.out or osp.join(exp_dir(cfg), 'predict')
     logger = setup_logger(osp.join(out_dir, 'log'), filename='predict.log')
@@ -210,10 +182,19 @@ def run_prediction(cfg, args):
     if args.views:
         cfg = parse_views(args.views, cfg)
     paths = list_inputs(args.input)
+    untrimmed = ({'window': args.window, 'stride': args.stride, 'pooling': args.pooling,
+                  'pool_k': args.pool_k} if args.untrimmed else None)
+    model_path = model_file(cfg, args)
+    if not osp.isfile(model_path):
+        raise FileNotFoundError(f'{model_path}: no such model file (train first, or give '
+                                '--checkpoint / --onnx)')
+    claim_folder(out_dir, run_settings(model_path, None if untrimmed else views_text(cfg),
+                                       args.topk, untrimmed), model_path, args.overwrite)
     files = PredictionFiles(out_dir, args.topk)
     todo = [path for path in paths if not files.is_done(path)]
+    what = 'windows over each whole video' if untrimmed else views_text(cfg)
     logger.info('%d files under %s: %d done by an earlier run, %d to predict with %s', len(paths),
-                args.input, len(paths) - len(todo), len(todo), views_text(cfg))
+                args.input, len(paths) - len(todo), len(todo), what)
     if not todo:
         return {'predicted': 0, 'unreadable': 0, 'out': out_dir}
     if args.untrimmed:
@@ -222,22 +203,25 @@ def run_prediction(cfg, args):
         scores, names = onnx_scorer(cfg, args.onnx)
     else:
         ctx = DistContext(device=select_device(cfg))
-        scores, names = checkpoint_scorer(cfg, ctx, logger,
-                                          args.checkpoint or default_checkpoint(cfg))
+        scores, names = checkpoint_scorer(cfg, ctx, logger, model_path)
     dataset = VideoFiles(todo, cfg)
     loader = build_loader(cfg, dataset, 'test')
+    short = ShortVideoWarning(logger, ClipSpec.from_config(cfg).min_frames)
     counts = {'predicted': 0, 'unreadable': 0, 'out': out_dir}
     bar = progress(None, desc='predict', total=len(todo), unit='video')
     started = time.time()
-    for clips, _, indices, bad in loader:
-        batch_started = time.time()
+    for clips, _, indices, bad, frames, decode_seconds, durations in loader:
         good = (bad < 0).numpy()
+        model_started = time.perf_counter()
         batch_scores = scores(clips[torch.from_numpy(good)]) if good.any() else []
-        seconds = (time.time() - batch_started) / max(len(indices), 1)
+        model_share = (time.perf_counter() - model_started) / max(int(good.sum()), 1)
         rows = iter(batch_scores)
-        for index, readable in zip(indices.tolist(), good):
+        for index, readable, count, decoding, duration in zip(
+                indices.tolist(), good, frames.tolist(), decode_seconds.tolist(), durations.tolist()):
             if readable:
-                files.add(todo[index], next(rows), names, views_text(cfg), seconds)
+                short.check(todo[index], count)
+                files.add(todo[index], next(rows), names, views_text(cfg), decoding + model_share,
+                          duration)
                 counts['predicted'] += 1
             else:
                 reason = unreadable_reason(dataset, index)
@@ -246,6 +230,7 @@ def run_prediction(cfg, args):
                 counts['unreadable'] += 1
         bar.update(len(indices))
     bar.close()
+    short.summary()
     elapsed = time.time() - started
     logger.info('%d videos predicted, %d unreadable (listed in %s), %.1f videos/s -> %s',
                 counts['predicted'], counts['unreadable'], files.unreadable,
@@ -255,32 +240,38 @@ def run_prediction(cfg, args):
 
 def run_untrimmed(cfg, args, todo, files, logger):
     """Each video in the main process: its frames resized once, windows predicted in
-    batches, pooled; windows.jsonl keeps the per-window scores."""
+    batches (progress in windows), pooled; windows.jsonl keeps the per-window scores and
+    times."""
     if args.onnx:
         predictor, spec, names = load_exported(args.onnx)
     else:
         model, _ = load_model(cfg, args.checkpoint or default_checkpoint(cfg), logger)
         predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_of(cfg)
     counts = {'predicted': 0, 'unreadable': 0, 'out': osp.dirname(files.jsonl)}
+    short = ShortVideoWarning(logger, spec.min_frames)
     for path in progress(todo, desc='predict (untrimmed)', unit='video'):
         started = time.time()
         try:
-            if not path.lower().endswith(VIDEO_EXTENSIONS):
-                raise DecodeError(f'not a video file ({", ".join(VIDEO_EXTENSIONS)})')
-            frames = [spec.resize(frame[None])[0] for frame in decode_frames(path)]
-            if not frames:
-                raise DecodeError('no decodable frame')
+            video = read_whole_video(path, spec, logger)
         except Exception as err:  # noqa: BLE001 - any decoder failure: listed, and the run goes on
-            files.add_unreadable(path, ' '.join(str(err).split()) or type(err).__name__)
+            reason = (' '.join(str(err).split()) or type(err).__name__).removeprefix(f'{path}: ')
+            files.add_unreadable(path, reason)
+            logger.warning('cannot read %s: %s', printable_path(path), reason)
             counts['unreadable'] += 1
             continue
-        pooled, windows = score_untrimmed(frames, spec, predictor, args.window, args.stride,
-                                          args.pooling, args.pool_k)
+        short.check(path, len(video.frames))
+        window, stride = window_plan(len(video.frames), spec, args.window, args.stride)
+        logger.info('%s: %d windows of %d frames every %d', printable_path(path),
+                    len(window_starts(len(video.frames), window, stride)), window, stride)
+        pooled, windows = score_untrimmed(video.frames, spec, predictor, window, stride,
+                                          args.pooling, args.pool_k, times=video.times)
         files.add(path, pooled, names, f"{len(windows['starts'])} windows of {windows['window']} "
-                  f'frames, {args.pooling} pooling', time.time() - started)
+                  f'frames, {args.pooling} pooling', time.time() - started,
+                  video.span(0, len(video.frames))[1])
         with open(osp.join(counts['out'], 'windows.jsonl'), 'a', encoding='utf-8') as handle:
-            handle.write(json.dumps(dict(path=path, **windows)) + '\n')
+            handle.write(json.dumps(dict(path=printable_path(path), **windows)) + '\n')
         counts['predicted'] += 1
+    short.summary()
     logger.info('%d videos predicted (untrimmed), %d unreadable -> %s', counts['predicted'],
                 counts['unreadable'], counts['out'])
     return counts
@@ -294,6 +285,8 @@ def main(argv=None):
     parser.add_argument('--out', default=None, help='default: <experiment>/predict')
     parser.add_argument('--topk', type=int, default=5)
     parser.add_argument('--views', default=None, help="CLIPSxCROPS, e.g. '1x1' (default: VAL.*)")
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace predictions in --out made by another model or settings')
     add_untrimmed_arguments(parser, 'windows over the whole video, pooled into one prediction')
     cfg, args = parse_config(argv, parser=parser, exp_type='E',
                              trained=trained_source)

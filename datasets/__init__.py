@@ -2,11 +2,14 @@
 
 `build_dataset(cfg, split)` and `build_loader(cfg, dataset, split)` are what the entry points use.
 """
+import logging
 import os
 import os.path as osp
 
+import numpy as np
 import torch
 
+from .clip_spec import ClipSpec
 from .decoding import DecodeError
 from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, ShardLoader, share_with_workers
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
@@ -77,7 +80,24 @@ def build_dataset(cfg, split):
         return ShardDataset(spec, video_dataset(cfg, [], split), shuffle_buffer=cfg.DATASET.SHUFFLE_BUFFER,
                             index_url=cfg.DATASET.SHARD_INDEX, class_num=cfg.DATASET.CLASS_NUM)
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
-    return video_dataset(cfg, parse_metafile(meta_path, cfg.DATASET.CLASS_NUM), split)
+    records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM)
+    warn_short_samples(records, ClipSpec.from_config(cfg).min_frames, meta_path)
+    return video_dataset(cfg, records, split)
+
+
+def warn_short_samples(records, needed, meta_path):
+    """One warning when samples have fewer frames than the clip spans (their frames are
+    repeated to fill it): how many, and the first one's file:line."""
+    counts = getattr(records, 'num_frames', None)
+    if counts is None:
+        counts = np.array([record.num_frames for record in records], dtype=np.int64)
+    short = np.flatnonzero(np.asarray(counts) < needed)
+    if len(short):
+        first = records[int(short[0])]
+        logging.getLogger('dlac.data').warning(
+            '%s: %d of %d samples have fewer frames than the %d the clip spans, e.g. %s with %d '
+            '(%s); their frames are repeated to fill the clip', meta_path, len(short),
+            len(records), needed, first.path, first.num_frames, first.where)
 
 
 def video_dataset(cfg, records, split, root=None, **options):

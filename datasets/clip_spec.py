@@ -66,6 +66,12 @@ class ClipSpec:
             return self.frames * self.frame_interval
         return max(16, 2 * self.frames)
 
+    @property
+    def min_frames(self):
+        """Frames a video needs so no frame of a view is repeated: a dense clip's span, or one
+        frame per sampled frame of the segments."""
+        return self.frames * self.frame_interval if self.sampling == 'dense' else self.frames
+
     def window_indices(self, start, length):
         """Frame indices of the view taken from frames [start, start + length)."""
         if self.sampling == 'segment':

@@ -116,9 +116,10 @@ def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side
 
 
 def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
-    """Dispatch on the record: video file or frame folder under `root`."""
+    """Dispatch on the record: video file or frame folder under `root` (a file whose name does
+    not say video is still decoded as one: FFmpeg goes by content)."""
     path = osp.join(root, record.path)
-    if record.is_video:
+    if record.is_video or osp.isfile(path):
         return load_video(path, indices, min_side)
     return load_frame_folder(path, indices, img_format, min_side, frame_start)
 

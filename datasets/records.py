@@ -16,7 +16,12 @@ import numpy as np
 from .metafile_text import (character_problem, excerpt, needs_line_checks, plain_integer,
                             python_reads_as_integer, read_text_file, text_lines)
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv')
+# Names that say 'video file' without opening it (a metafile's paths are read millions of times);
+# any other file is still decoded as a video (datasets.decoding), and tools that meet unknown
+# files decide by content (datasets.video_probe).
+VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mov', '.avi', '.webm', '.mkv', '.ts', '.mts', '.m2ts',
+                    '.mpg', '.mpeg', '.vob', '.3gp', '.3g2', '.wmv', '.asf', '.flv', '.f4v',
+                    '.ogv', '.mxf', '.dv', '.divx', '.y4m', '.gif')
 INT32_MAX = int(np.iinfo(np.int32).max)
 MAX_PATH_BYTES = 4096          # Linux's PATH_MAX: a longer path cannot be opened
 PATH_ERRORS = 'surrogateescape'      # bytes of file names that are not UTF-8 survive the table

@@ -156,4 +156,4 @@ def test_demo_on_a_missing_or_unreadable_video_exits_2(tmp_path, content):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert str(video) in result.stderr
-    assert ('video not found' if content is None else 'cannot read video') in result.stderr
+    assert ('video not found' if content is None else 'not a video FFmpeg can read') in result.stderr

@@ -51,7 +51,7 @@ def test_predict_a_folder_like_evaluate_and_resume(videos, tmp_path):
     assert all(len(row['top']) == 3 and row['views'] == '5 segments x 3 crops' for row in rows)
     with open(out / 'unreadable.csv', encoding='utf-8', newline='') as handle:
         bad = {osp.basename(row['path']): row['reason'] for row in csv.DictReader(handle)}
-    assert set(bad) == {'broken.mp4', 'notes.txt'} and 'not a video file' in bad['notes.txt']
+    assert set(bad) == {'broken.mp4', 'notes.txt'} and 'not a video FFmpeg can read' in bad['notes.txt']
     with open(out / 'predictions.csv', encoding='utf-8', newline='') as handle:
         assert len(list(csv.DictReader(handle))) == 16
 
@@ -63,7 +63,7 @@ def test_predict_a_folder_like_evaluate_and_resume(videos, tmp_path):
     predicted = {osp.basename(row['path']): row['top'][0][0] for row in rows}
     assert predicted == evaluated
 
-    assert run_main(predict, overrides, ['--input', str(folder), '--out', str(out)]) == 0
+    assert run_main(predict, overrides, ['--input', str(folder), '--out', str(out), '--topk', '3']) == 0
     assert len(read_predictions(out)) == 16                       # nothing done twice
     with open(out / 'log' / 'predict.log', encoding='utf-8') as handle:
         assert '18 done by an earlier run, 0 to predict' in handle.read().splitlines()[-1]

@@ -56,7 +56,7 @@ def test_two_classes_in_a_row_rank_first_and_second_and_make_two_segments():
     for method in ('topk', 'mean', 'max'):
         ranked = np.argsort(-pool(scores, method, k=3))
         assert set(ranked[:2].tolist()) == {FIRST, SECOND}, method
-    segments = merge_segments(scores, starts, window, 150, 16.0, list(CLASS_NAMES))
+    segments = merge_segments(scores, starts, window, np.arange(150) / 16.0, list(CLASS_NAMES))
     assert [s['class'] for s in segments] == [CLASS_NAMES[FIRST], CLASS_NAMES[SECOND]]
     assert segments[0]['start_frame'] == 0 and segments[-1]['end_frame'] == 150
     assert abs(segments[0]['end_frame'] - 60) <= window / 2               # the true boundary
@@ -75,8 +75,9 @@ def test_a_video_as_long_as_the_window_is_one_window():
     spec = ClipSpec('dense', 8, 2, 1, 72, 64, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     frames = [np.zeros((72, 72, 3), dtype=np.uint8)] * 16
     pooled, windows = score_untrimmed(frames, spec, lambda clips: np.full((len(clips), 3), 1 / 3),
-                                      window=16, stride=8)
+                                      window=16, stride=8, times=np.arange(16) / 8.0)
     assert windows['starts'] == [0] and windows['window'] == 16
+    assert windows['start_times'] == [0.0] and windows['end_times'] == [2.0]
     np.testing.assert_allclose(pooled, [1 / 3] * 3)
 
 
@@ -84,9 +85,12 @@ def test_segment_boundaries_fall_midway_between_window_centres():
     """Windows of 8 frames every 4 over 20 frames (centres 4, 8, 12, 16): the first two say
     class 1, the last two class 2, so the change is midway between centres 8 and 12."""
     scores = np.array([[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]])
-    segments = merge_segments(scores, [0, 4, 8, 12], 8, 20, 5.0, ['a', 'b', 'c'])
+    segments = merge_segments(scores, [0, 4, 8, 12], 8, np.arange(20) / 5.0, ['a', 'b', 'c'])
     assert [(s['class'], s['start_frame'], s['end_frame']) for s in segments] == [('b', 0, 10), ('c', 10, 20)]
     assert (segments[0]['end_time'], segments[1]['start_time'], segments[1]['end_time']) == (2.0, 2.0, 4.0)
+    variable = np.concatenate([np.arange(10) / 10.0, 1.0 + np.arange(10) / 2.0])   # 10 fps, then 2
+    segments = merge_segments(scores, [0, 4, 8, 12], 8, variable, ['a', 'b', 'c'])
+    assert (segments[0]['end_time'], segments[1]['start_time'], segments[1]['end_time']) == (1.0, 1.0, 5.6)  # the last frame lasts the typical interval
     assert segments[0]['score'] == pytest.approx(0.75) and segments[1]['windows'] == 2
 
 

@@ -17,25 +17,43 @@ import numpy as np
 if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from DataTool.common.builder import (VIDEO_EXTENSIONS, AnnotationError, Sample,  # noqa: E402
-                                     argument_parser, build, run_tool)
+from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     run_tool)
+from datasets.video_probe import find_videos  # noqa: E402
+
+
+SHOWN_SKIPS = 10        # skipped files named on the terminal; the count covers them all
 
 
 def scan_classes(root):
-    """{class name: [video file names]} of root/<class>/<video>."""
+    """{class name: [video file names]} of root/<class>/<video>. Videos are recognised by
+    content (any container FFmpeg reads, any case of extension); every other file is named
+    with the reason it was passed over."""
     if not osp.isdir(root):
         raise FileNotFoundError(f'Custom: --root {root} is not a folder')
-    classes = {}
+    classes, skipped = {}, []
     for name in sorted(os.listdir(root)):
         folder = osp.join(root, name)
         if osp.isdir(folder) and not name.startswith('.'):
-            classes[name] = sorted(f for f in os.listdir(folder)
-                                   if f.lower().endswith(VIDEO_EXTENSIONS))
-    classes = {name: videos for name, videos in classes.items() if videos}
-    if len(classes) < 2:
-        raise AnnotationError(f'Custom: {root} needs at least two class folders holding videos '
-                              f'({", ".join(VIDEO_EXTENSIONS)}), found {len(classes)}')
-    return classes
+            videos, passed_over = find_videos(folder)
+            classes[name] = [osp.basename(path) for path in videos]
+            skipped += passed_over
+    if skipped:
+        print(f'Custom: skipped {len(skipped)} ' + ('file that is not a usable video:'
+              if len(skipped) == 1 else 'files that are not usable videos:'))
+        for path, why in skipped[:SHOWN_SKIPS]:
+            print(f'  {osp.relpath(path, root)}: {why}')
+        if len(skipped) > SHOWN_SKIPS:
+            print(f'  ... and {len(skipped) - SHOWN_SKIPS} more')
+    found = {name: videos for name, videos in classes.items() if videos}
+    if len(found) < 2:
+        seen = ', '.join(f'{name} ({len(videos)})' for name, videos in classes.items()) or 'none'
+        raise AnnotationError(
+            f'Custom: {root} needs at least two class folders holding videos, found '
+            f'{len(found)}; class folders (videos in each): {seen}; {len(skipped)} files '
+            f'skipped as not usable videos' + (f', e.g. {osp.relpath(skipped[0][0], root)}: '
+                                               f'{skipped[0][1]}' if skipped else ''))
+    return found
 
 
 def _sample(root, class_name, file_name, label, origin):

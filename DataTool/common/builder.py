@@ -35,11 +35,12 @@ from DataTool.common.frames import extract_frames, finished_frame_count, resize_
 from DataTool.common.metafile import write_class_index, write_metafile
 from DataTool.common.video_io import write_video
 from DataTool.pack import parse_size
-from datasets.video_reader import count_video_frames, decode_frames, video_properties
+from datasets.records import VIDEO_EXTENSIONS
+from datasets.video_probe import probe_video
+from datasets.video_reader import count_video_frames, decode_frames
 from utils.progress import progress
 
 SUBSETS = ('train', 'val')
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv')
 COUNT_CACHE = '.video_frame_counts.tsv'
 
 
@@ -99,7 +100,7 @@ def _cut_clip(sample, out, short_side):
         frames = (resize_short_side(image, short_side)
                   for image in decode_frames(sample.video, sample.start, sample.end))
         try:
-            write_video(partial, frames, fps=video_properties(sample.video)[0])
+            write_video(partial, frames, fps=probe_video(sample.video).fps)
         except ValueError:          # no frame in the segment
             return osp.relpath(clip, osp.join(out, 'clips')), 0
         os.replace(partial, clip)
