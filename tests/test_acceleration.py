@@ -101,6 +101,7 @@ def test_float16_on_the_cpu_is_a_config_error(cfg):
     check_acceleration(cfg, DistContext(device=torch.device('cuda', 0)))      # fine on a GPU
 
 
+@pytest.mark.slow
 def test_float16_on_the_cpu_exits_2_from_the_command_line(tmp_path):
     result = subprocess.run(
         [sys.executable, 'train.py', 'TRAIN.AMP', 'True', 'TRAIN.AMP_DTYPE', 'float16',
@@ -123,6 +124,7 @@ def test_compile_with_data_parallel_is_refused(cfg):
     check_acceleration(cfg, gpu)                                             # one GPU
 
 
+@pytest.mark.slow
 def test_compile_switch(cfg):
     model = Mixed()
     assert maybe_compile(model, cfg) is model

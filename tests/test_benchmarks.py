@@ -4,9 +4,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
     result = subprocess.run([sys.executable, '-m', 'benchmarks.scale_bench', '--lines', '3000',
                              '--workers', '2', '--datatool-videos', '1400'], cwd=ROOT,

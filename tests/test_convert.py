@@ -23,6 +23,8 @@ from references import (cadene_bninception, mmaction_model, pytorchvideo_module,
                         timm_resnet)
 from utils.trained_model import load_model
 
+pytestmark = pytest.mark.slow      # reference models built and run for each converter: seconds each
+
 torch.set_default_dtype(torch.float32)
 LOG = logging.getLogger('test')
 

@@ -75,6 +75,7 @@ def replica_diff_process(rank, port, out_dir):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_replica_difference_is_measured_across_processes(tmp_path):
     torch.multiprocessing.spawn(replica_diff_process, args=(free_port(), str(tmp_path)), nprocs=2)
     assert [(tmp_path / f'rank{r}.txt').read_text() for r in (0, 1)] == ['0.25', '0.25']

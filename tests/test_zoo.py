@@ -80,6 +80,7 @@ def rounding(figure):
     return 0.5 * 10 ** -decimals / figure
 
 
+@pytest.mark.slow
 def test_model_zoo_table_is_the_one_models_info_prints():
     """docs/models.md, 'Model zoo': the table is `python -m models.info --table`'s output."""
     with open(osp.join(ROOT, 'docs', 'models.md'), encoding='utf-8') as handle:

@@ -12,6 +12,8 @@ from models.x3d import X3D
 from references import pytorchvideo_module, randomize
 from test_convert import assert_same_logits, save, through_convert, through_pretrained
 
+pytestmark = pytest.mark.slow      # reference models built and run at full size: seconds each
+
 
 @pytest.mark.parametrize('variant, builder, frames, size', [
     ('x3d_xs', 'x3d_xs', 4, 160), ('x3d_s', 'x3d_s', 13, 160), ('x3d_m', 'x3d_m', 16, 224),
