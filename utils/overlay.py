@@ -34,7 +34,7 @@ class _Layout:
 
 def _shortened(text, layout, width):
     """`text` cut (ending in '..') to at most `width` pixels."""
-    if layout.text_width(text) <= width:
+    if layout.text_width(text) <= width or len(text) <= len(ELLIPSIS):
         return text
     for end in range(len(text) - 1, 0, -1):
         candidate = text[:end].rstrip() + ELLIPSIS
@@ -55,8 +55,12 @@ def fit_layout(width, height, parts):
         scale = max(MIN_FONT_SCALE / 0.8, scale * 0.9)
         layout = _Layout(scale)
     room = limit - 3 * layout.pad - layout.bar_width
-    return layout, [_shortened(head, layout, max(room - layout.text_width(tail), 1)) + tail
-                    for head, tail in parts]
+    texts = [_shortened(head, layout, max(room - layout.text_width(tail), 1)) + tail
+             for head, tail in parts]
+    widest = max(layout.text_width(text) for text in texts)
+    if 3 * layout.pad + widest + layout.bar_width > limit:      # a very narrow frame: shorter bars
+        layout.bar_width = max(0, limit - 3 * layout.pad - widest)
+    return layout, texts
 
 
 def draw_predictions(frame, top, caption=''):
