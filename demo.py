@@ -106,7 +106,7 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
     log_resolution(cfg, logger)
     set_cpu_threads(cfg.NUM_THREADS)
-    probe_video(video)                     # a file that is no usable video: said before loading
+    info = probe_video(video)              # a file that is no usable video: said before loading
     if onnx_path:
         predictor, spec, names = load_exported(onnx_path)
         source = osp.abspath(onnx_path)
@@ -120,7 +120,7 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     if spec.modality == 'Flow':
         raise DatasetConfigError('demo.py runs RGB and RGBDiff models on video frames; a Flow model '
                                  'needs optical flow frames (extract them with a DataTool --flow)')
-    clip = read_whole_video(video, spec, logger)
+    clip = read_whole_video(video, spec, logger, info=info)
     ShortVideoWarning(logger, spec.min_frames).check(video, len(clip.frames))
     window, stride = window_plan(len(clip.frames), spec, window, stride)
     scores, starts = predict_windows(clip.frames, spec, predictor, window, stride)
@@ -132,7 +132,6 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     rate, plan = output_timing(clip, logger)
     written = write_annotated(video, out_video, rate, plan, labels,
                               nearest_window(len(clip.frames), starts, window))
-    info = clip.info
     result = {'video': osp.abspath(video), 'model': source, 'fps': float(info.fps),
               'variable_frame_rate': clip.variable_rate, 'output_fps': float(rate),
               'rotation': info.rotation, 'frames': len(clip.frames), 'output_frames': written,

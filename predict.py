@@ -37,7 +37,6 @@ from config import (ConfigError, build_parser, class_names_of, default_checkpoin
                     log_resolution, parse_config, trained_source, updated)
 from datasets import VideoRecord, build_loader, build_normalizer, video_dataset
 from datasets.clip_spec import ClipSpec
-from datasets.video_probe import probe_video
 from datasets.video_reader import DecodeError, decode_timed_frames
 from utils.acceleration import runnable_model
 from utils.cli import run_entry_point
@@ -113,7 +112,6 @@ class VideoFiles(torch.utils.data.Dataset):
     def load(self, index):
         """(views, frames, duration in seconds by the frames' timestamps) of video `index`."""
         path = self.paths[index]
-        probe_video(path)
         times = [seconds for seconds, _ in decode_timed_frames(path, fmt=None)]
         if not times:
             raise DecodeError(f'{path}: no decodable frame')

@@ -4,6 +4,7 @@ for the model, each frame's time from its timestamp, and what a player shows of 
 Times matter because phones and screen recorders write variable frame rate: frame 100 of a
 clip that runs at 28 fps and then 8 fps is not at 100 / average fps seconds."""
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 import numpy as np
@@ -22,7 +23,7 @@ class WholeVideo:
     frames: list            # resized uint8 RGB [H, W, 3], upright
     times: np.ndarray       # seconds of each frame from the video's start
 
-    @property
+    @cached_property
     def variable_rate(self):
         return is_variable_rate(self.times)
 
@@ -31,10 +32,11 @@ class WholeVideo:
         return frame_span(self.times, start, end)
 
 
-def read_whole_video(path, spec, logger=None, show_progress=True):
+def read_whole_video(path, spec, logger=None, show_progress=True, info=None):
     """WholeVideo of `path` resized by `spec` (a ClipSpec); DecodeError in plain words for a
-    file that is not a usable video or breaks off. Shows decoding progress in frames."""
-    info = probe_video(path)
+    file that is not a usable video or breaks off. Shows decoding progress in frames.
+    `info`: its VideoInfo when the caller has probed it already."""
+    info = info or probe_video(path)
     expected = info.frames or round(info.duration * float(info.fps)) or None
     frames, times = [], []
     for seconds, frame in progress(decode_timed_frames(path), desc='decode', total=expected,
