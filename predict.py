@@ -196,9 +196,9 @@ def run_prediction(cfg, args):
     if not todo:
         return {'predicted': 0, 'unreadable': 0, 'out': out_dir}
     if args.untrimmed:
-        return run_untrimmed(cfg, args, todo, files, logger)
+        return run_untrimmed(cfg, args, model_path, todo, files, logger)
     if args.onnx:
-        scores, names = onnx_scorer(cfg, args.onnx)
+        scores, names = onnx_scorer(cfg, model_path)
     else:
         ctx = DistContext(device=select_device(cfg))
         scores, names = checkpoint_scorer(cfg, ctx, logger, model_path)
@@ -236,14 +236,14 @@ def run_prediction(cfg, args):
     return counts
 
 
-def run_untrimmed(cfg, args, todo, files, logger):
+def run_untrimmed(cfg, args, model_path, todo, files, logger):
     """Each video in the main process: its frames resized once, windows predicted in
     batches (progress in windows), pooled; windows.jsonl keeps the per-window scores and
     times."""
     if args.onnx:
-        predictor, spec, names = load_exported(args.onnx)
+        predictor, spec, names = load_exported(model_path)
     else:
-        model, _ = load_model(cfg, args.checkpoint or default_checkpoint(cfg), logger)
+        model, _ = load_model(cfg, model_path, logger)
         predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_of(cfg)
     counts = {'predicted': 0, 'unreadable': 0, 'out': osp.dirname(files.jsonl)}
     short = ShortVideoWarning(logger, spec.min_frames)
