@@ -129,6 +129,10 @@ __C.MODEL.STEM_TEMPORAL_STRIDE = [1, 1]      # I3D: temporal stride of the stem 
 __C.MODEL.INFLATE_BASIC_CONV2 = False        # I3D ResNet-18/34: inflated blocks' second conv
                                     # 3x3x3 too (mmaction2's BasicBlock3d), not 1x3x3
 __C.MODEL.TSM_SHIFT_DIV = 8         # TSM shifts 1/SHIFT_DIV of the channels each way
+__C.MODEL.TSM_SHIFT = 'bidirectional'   # 'bidirectional' (published TSM: from the previous and
+                                    # the next frame) or 'online' (causal: 1/SHIFT_DIV of the
+                                    # channels from the previous frame only; runs one frame at
+                                    # a time on live video, demo.py --stream)
 __C.MODEL.NON_LOCAL = False         # I3D-NL: embedded-Gaussian non-local blocks after every other
                                     # block of res3 and res4 (5 in ResNet-50)
 __C.MODEL.NON_LOCAL_SUBSAMPLE = True  # max-pool phi and g 1x2x2 (mmaction2's i3d_nl); False: DLAC's
@@ -749,10 +753,10 @@ def build_parser(description):
 
 def trained_source(args):
     """Where the config of evaluate, predict, demo and export starts (build_config's
-    `trained`): --checkpoint, else an export given (--onnx, --torchscript), else the
+    `trained`): --checkpoint, else an export given (--onnx, --pt2, --torchscript), else the
     experiment's best.pth."""
     return (getattr(args, 'checkpoint', None) or getattr(args, 'onnx', None)
-            or getattr(args, 'torchscript', None) or 'default')
+            or getattr(args, 'pt2', None) or getattr(args, 'torchscript', None) or 'default')
 
 
 def parse_config(argv=None, description='DLAC', parser=None, exp_type=None, trained=None):

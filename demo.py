@@ -1,6 +1,7 @@
-"""Run a trained DLAC model over any video and write an annotated copy:
+"""Run a trained DLAC model over any video and write an annotated copy, or over live video:
     python demo.py --video PATH [--checkpoint PATH | --onnx export/model.onnx]
                    [--window FRAMES] [--stride FRAMES] [--topk 3] [--cfg FILE ...] [KEY VALUE ...]
+    python demo.py --stream SOURCE [--realtime] [--show] [--save-video] [--max-seconds S] ...
 
 The model sees sliding windows of the video, each prepared like one test view in evaluation.
 Every frame of demo/output.avi (MJPEG; the input as a player shows it: turned by its display
@@ -9,6 +10,12 @@ constant rate that keeps each frame's time, said in the log) shows the top class
 window centred nearest to it, with scores and confidence bars; demo/predictions.json lists
 every window's start/end time (from the frames' timestamps) and top classes. With --onnx, the
 exported model runs in onnxruntime and its meta.json says how to prepare the input.
+
+--stream SOURCE (a webcam index, an rtsp:// udp:// http(s):// ... URL, or a file, which
+--realtime paces at its frame rate) scores frames as they come (utils/live_stream.py): an
+online TSM (MODEL.TSM_SHIFT online, or its exported model_online.onnx) every frame, any other
+model sliding windows every --stride frames; demo/stream.jsonl gets each result with its
+latency, --save-video an annotated output.avi, --show a window.
 """
 import json
 import os
@@ -24,11 +31,14 @@ from datasets import DatasetConfigError
 from datasets.clip_spec import ClipSpec
 from datasets.video_probe import probe_video
 from datasets.video_reader import decode_timed_frames
+from models.online_tsm import OnlineRunner, OnnxOnlineStep, TorchOnlineStep
 from utils.cli import run_entry_point
 from utils.device import set_cpu_threads
 from utils.exported_model import TorchPredictor, load_exported
+from utils.live_stream import FrameByFrame, SlidingWindow, run_stream
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
+from utils.stream_source import FrameReader, frame_rate_of, open_source
 from utils.trained_model import load_model
 from utils.untrimmed import (merge_segments, nearest_window, predict_windows, save_timeline_png,
                              window_plan)
@@ -156,9 +166,66 @@ def run_demo(cfg, video, checkpoint=None, onnx_path=None, window=0, stride=0, to
     return result
 
 
+def stream_scorer(cfg, checkpoint, onnx_path, window, stride, average, logger):
+    """(scorer, ClipSpec, class names, model file): an online TSM frame by frame, any other
+    model in sliding windows of `window` frames every `stride`."""
+    if onnx_path:
+        predictor, spec, names = load_exported(onnx_path)
+        model_file, online = osp.abspath(onnx_path), None
+        if len(predictor.session.get_inputs()) > 1:      # model_online.onnx: frame + caches
+            online = OnnxOnlineStep(onnx_path)
+    else:
+        model_file = checkpoint or default_checkpoint(cfg)
+        model, _ = load_model(cfg, model_file, logger)
+        predictor, spec, names = TorchPredictor(model), ClipSpec.from_config(cfg), class_names_of(cfg)
+        online = TorchOnlineStep(model) if getattr(model, 'shift_mode', None) == 'online' else None
+    if spec.modality != 'RGB':
+        raise DatasetConfigError(f'demo.py --stream runs RGB models (this one takes {spec.modality})')
+    if online is not None:
+        average = average or spec.frames
+        logger.info('online TSM: every frame scored, logits averaged over the last %d', average)
+        consensus = cfg.MODEL.CONSENSUS if not onnx_path else 'avg'
+        return FrameByFrame(OnlineRunner(online, average, consensus), spec), spec, names, model_file
+    window = window or spec.default_window
+    stride = max(1, stride or window // 2)
+    logger.info('sliding windows of %d frames every %d frames', window, stride)
+    return SlidingWindow(predictor, spec, window, stride), spec, names, model_file
+
+
+def run_stream_demo(cfg, source, checkpoint=None, onnx_path=None, window=0, stride=0, topk=3,
+                    out_dir=None, realtime=False, show=False, save_video=False, max_seconds=0.0,
+                    average=0, open_timeout=10.0, read_timeout=5.0):
+    """Score live frames from `source` until it ends (or max_seconds, Ctrl-C, SIGTERM);
+    writes stream.jsonl (and output.avi) in out_dir; returns the summary."""
+    folder = exp_dir(cfg)
+    logger = setup_logger(osp.join(folder, 'log'), filename='demo.log')
+    log_resolution(cfg, logger)
+    set_cpu_threads(cfg.NUM_THREADS)
+    scorer, spec, names, model_file = stream_scorer(cfg, checkpoint, onnx_path, window, stride,
+                                                    average, logger)
+    out_dir = out_dir or osp.join(folder, 'demo')
+    logger.info('opening %s', source)
+    scorer.warm_up(spec.resize(np.zeros((1, spec.crop_size, spec.crop_size, 3), np.uint8))[0])
+    kind, frames = open_source(source, open_timeout, read_timeout)
+    live = kind != 'file' or realtime
+    rate = frame_rate_of(source, kind)
+    reader = FrameReader(frames, spec.resize, live=live, realtime=realtime and kind == 'file',
+                         keep_image=save_video or show).start()
+    logger.info('streaming %s (%s%s) -> %s', source, kind, ', live' if live else ', every frame',
+                osp.join(out_dir, 'stream.jsonl'))
+    summary = run_stream(reader, scorer, names, out_dir, logger, topk=topk, rate=rate,
+                         save_video=save_video, show=show, max_seconds=max_seconds)
+    summary.update(source=source, model=model_file)
+    return summary
+
+
 def main(argv=None):
     parser = build_parser('Run a DLAC model over a video and write an annotated copy')
-    parser.add_argument('--video', required=True, help='input video: any file FFmpeg reads (mp4, mov, mkv, avi, webm, ts, ...)')
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument('--video', help='input video: any file FFmpeg reads (mp4, mov, mkv, avi, webm, ts, ...)')
+    inputs.add_argument('--stream', metavar='SOURCE',
+                        help='live video: a webcam index (0), a stream URL (rtsp://, udp://, '
+                             'http(s)://, ...) or a file; results go to demo/stream.jsonl')
     source = parser.add_mutually_exclusive_group()
     source.add_argument('--checkpoint', default=None,
                         help='checkpoint to run (default: <experiment>/checkpoints/best.pth)')
@@ -171,10 +238,26 @@ def main(argv=None):
     parser.add_argument('--timeline', action='store_true',
                         help='also timeline.png (classes over time) and segments.json (runs of '
                              'windows of one class, with start, end and score)')
+    live = parser.add_argument_group('--stream')
+    live.add_argument('--realtime', action='store_true',
+                      help='a file source: released at its own frame rate, like a camera')
+    live.add_argument('--show', action='store_true', help='a window with the results (needs a display)')
+    live.add_argument('--save-video', action='store_true', help='also demo/output.avi, annotated')
+    live.add_argument('--max-seconds', type=float, default=0.0, help='stop after this much of the stream')
+    live.add_argument('--average', type=int, default=0,
+                      help="online TSM: average the logits of the last N frames (0: the model's segments)")
+    live.add_argument('--open-timeout', type=float, default=10.0, help='seconds to wait for a stream to start')
+    live.add_argument('--read-timeout', type=float, default=5.0,
+                      help='a stream silent this long has ended')
     cfg, args = parse_config(argv, parser=parser, exp_type='E',
                              trained=trained_source)
-    if args.window < 0 or args.stride < 0 or args.topk < 1:
-        parser.error('--window and --stride must be >= 0 and --topk >= 1')
+    if args.window < 0 or args.stride < 0 or args.topk < 1 or args.average < 0:
+        parser.error('--window, --stride and --average must be >= 0 and --topk >= 1')
+    if args.stream is not None:
+        return run_entry_point(run_stream_demo, cfg, args.stream, args.checkpoint, args.onnx,
+                               args.window, args.stride, args.topk, args.out, args.realtime,
+                               args.show, args.save_video, args.max_seconds, args.average,
+                               args.open_timeout, args.read_timeout)
     return run_entry_point(run_demo, cfg, args.video, args.checkpoint, args.onnx, args.window,
                            args.stride, args.topk, args.out, args.timeline)
 

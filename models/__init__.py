@@ -37,7 +37,8 @@ MODELS = {
     'tsm': (RESNETS + ('bninception', 'mobilenetv2'), lambda cfg: TSM(
         cfg.DATASET.CLASS_NUM, backbone=cfg.BACKBONE, consensus=cfg.MODEL.CONSENSUS,
         dropout=cfg.MODEL.DROPOUT, partial_bn=cfg.MODEL.PARTIAL_BN, modality=cfg.MODALITY,
-        new_length=cfg.DATA.NEW_LENGTH, shift_div=cfg.MODEL.TSM_SHIFT_DIV)),
+        new_length=cfg.DATA.NEW_LENGTH, shift_div=cfg.MODEL.TSM_SHIFT_DIV,
+        shift=cfg.MODEL.TSM_SHIFT)),
     'i3d': (RESNETS, lambda cfg: I3D(
         cfg.DATASET.CLASS_NUM, depth=_depth(cfg.BACKBONE), dropout=cfg.MODEL.DROPOUT,
         stem_temporal_stride=cfg.MODEL.STEM_TEMPORAL_STRIDE,

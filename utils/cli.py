@@ -7,10 +7,11 @@ from models import ModelConfigError, WeightsError
 
 from .checkpoint import CheckpointError
 from .stopping import TrainingDiverged
+from .stream_source import StreamError
 from .memory import keep_freed_memory
 
 USER_ERRORS = (ConfigError, MetafileError, ModelConfigError, DatasetConfigError, WeightsError, DecodeError,
-               CheckpointError, DataLoadingError, FileNotFoundError, TrainingDiverged)
+               CheckpointError, DataLoadingError, FileNotFoundError, TrainingDiverged, StreamError)
 
 
 def run_entry_point(function, *args):
