@@ -21,3 +21,18 @@ def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
                         r'baseline_worker_pss_growth=\S+', lines[-1])
     assert any(line.startswith('| RecordTable') for line in lines)
     assert any('1400 videos indexed and metafiles written' in line for line in lines)
+
+
+@pytest.mark.slow
+def test_stream_bench_measures_both_and_ends_with_its_line():
+    result = subprocess.run([sys.executable, '-m', 'benchmarks.stream_bench', '--size', '64',
+                             '--frames', '4', '--classes', '10'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    match = re.fullmatch(r'stream: online_ms_per_frame=(\S+) window_ms_per_frame=(\S+) '
+                         r'speedup=(\S+) max_abs_diff=(\S+)', lines[-1])
+    assert match, lines[-1]
+    online, window, speedup, difference = map(float, match.groups())
+    assert abs(speedup - window / online) < 0.01 * speedup and difference < 1e-4
+    assert any(line.startswith('| online TSM') for line in lines)
