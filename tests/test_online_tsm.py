@@ -1,13 +1,16 @@
 """Online TSM (MODEL.TSM_SHIFT online): the causal shift, and the runner that steps one frame
 at a time equal, per frame, to the offline model on the frames so far."""
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 import config
 from models import ModelOptionError, build_model
-from models.online_tsm import (OnlineRunner, OnlineStep, OnnxOnlineStep, TorchOnlineStep,
-                               export_online_onnx)
+from datasets.clip_spec import ClipSpec
+from export_model import check_online_parity, write_online_onnx
+from models.online_tsm import OnlineRunner, OnlineStep, OnnxOnlineStep, TorchOnlineStep
 from models.tsm import TSM, online_shift, temporal_shift
 
 
@@ -111,8 +114,12 @@ def test_the_online_onnx_streams_with_its_caches_like_pytorch(tmp_path):
     torch.manual_seed(0)
     model = randomised(TSM(4, backbone='resnet18', shift='online'), torch.float32)
     path = str(tmp_path / 'model_online.onnx')
-    caches = export_online_onnx(model, 32, path)
-    assert caches == 8                               # one per shifted block of ResNet-18
+    spec = ClipSpec('segment', 4, 1, 1, 36, 32, (0, 0, 0), (1, 1, 1))
+    # the tracing exporter here (seconds); export_model.py tries the dynamo one first
+    record = write_online_onnx(model, spec, path, 17, 'torchscript', logging.getLogger('test'))
+    assert len(record['inputs']) == 9 and record['inputs'][:2] == ['frame', 'cache_0']
+    assert record['outputs'][:2] == ['logits', 'next_cache_0']        # one per shifted block
+    assert check_online_parity(model, path, spec) < 1e-4
     frames = np.random.default_rng(0).standard_normal((5, 2, 3, 32, 32)).astype(np.float32)
     ours, exported = OnlineRunner(TorchOnlineStep(model)), OnlineRunner(OnnxOnlineStep(path))
     worst = max(np.abs(ours(frame) - exported(frame)).max() for frame in frames)

@@ -88,15 +88,16 @@ def test_onnx_predictions_equal_the_checkpoint_s(videos, tmp_path):
 def test_evaluate_the_exported_models_beside_the_checkpoint(videos, tmp_path):
     _, _, overrides = videos
     cfg = config.build_config(overrides)
-    export_model.export(cfg)
+    export_model.export(cfg, torchscript=True)
     folder = config.exp_dir(cfg)
     checkpoint = osp.join(folder, 'checkpoints', 'best.pth')
     assert run_main(evaluate, overrides, ['--checkpoint', checkpoint,
                                           '--onnx', osp.join(folder, 'export', 'model.onnx'),
+                                          '--pt2', osp.join(folder, 'export', 'model.pt2'),
                                           '--torchscript', osp.join(folder, 'export', 'model.ts')]) == 0
     with open(osp.join(folder, 'eval', 'report.json'), encoding='utf-8') as handle:
         report = json.load(handle)
-    for kind in ('onnx', 'torchscript'):
+    for kind in ('onnx', 'pt2', 'torchscript'):
         with open(osp.join(folder, 'eval', kind, 'report.json'), encoding='utf-8') as handle:
             exported = json.load(handle)
         assert exported['num_videos'] == report['num_videos'] == 16
