@@ -114,7 +114,7 @@ def test_a_dynamo_failure_falls_back_to_tracing_and_says_so(tiny_export, monkeyp
     assert json.load(open(osp.join(out_dir(cfg), 'meta.json')))['onnx_exporter'] == expected
     assert meta['opset'] == 18 and max(meta['parity'].values()) <= 1e-4
     log = capsys.readouterr().out
-    assert 'the dynamo ONNX exporter failed on this model (RuntimeError: Failed to export' in log
+    assert 'the dynamo ONNX exporter failed on model.onnx (RuntimeError: Failed to export' in log
     assert 'falling back to the tracing exporter' in log and 'tracing exporter)' in log
 
 
