@@ -8,6 +8,7 @@ import torch
 
 import config
 from models import ModelOptionError, build_model
+from benchmarks.stream_bench import like_trained
 from datasets.clip_spec import ClipSpec
 from export_model import check_online_parity, write_online_onnx
 from models.online_tsm import OnlineRunner, OnlineStep, OnnxOnlineStep, TorchOnlineStep
@@ -26,18 +27,10 @@ def test_online_shift_takes_one_fold_from_the_previous_frame_only():
 
 
 def randomised(model, dtype):
-    """Eval mode, every BN statistic and affine parameter and the classifier random, so each
-    layer matters (ResNets start with the last BN of each residual branch at zero, which
-    would hide the shift)."""
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5, generator=generator)
-            module.running_var.uniform_(0.5, 2.0, generator=generator)
-            module.weight.data.uniform_(0.5, 1.5, generator=generator)
-            module.bias.data.uniform_(-0.2, 0.2, generator=generator)
-    torch.nn.init.normal_(model.head.fc.weight, 0, 0.1, generator=generator)
-    return model.eval().to(dtype)
+    """Eval mode, every BN statistic and affine parameter and the classifier random (the
+    stream benchmark's weights), so each layer matters: ResNets start with the last BN of
+    each residual branch at zero, which would hide the shift."""
+    return like_trained(model, seed=1).to(dtype)
 
 
 def offline_frame_logits(model, clip):
@@ -63,7 +56,7 @@ def test_the_online_runner_equals_the_offline_model_frame_by_frame(backbone, dty
             logits, *caches = step(clip[:, :, t], *caches)
             online.append(logits)
     online = torch.stack(online, dim=1)
-    assert offline.abs().max() > 0.5                       # logits that can differ
+    assert offline.abs().max() > 0.2                       # logits that can differ
     assert (online - offline).abs().max() <= tolerance
     # causal: the model on frames 1..t gives frame t what the whole clip gave it
     prefix = offline_frame_logits(model, clip[:, :, :4])
@@ -120,8 +113,6 @@ def test_the_online_onnx_streams_with_its_caches_like_pytorch(tmp_path):
     assert len(record['inputs']) == 9 and record['inputs'][:2] == ['frame', 'cache_0']
     assert record['outputs'][:2] == ['logits', 'next_cache_0']        # one per shifted block
     assert check_online_parity(model, path, spec) < 1e-4
-    frames = np.random.default_rng(0).standard_normal((5, 2, 3, 32, 32)).astype(np.float32)
-    ours, exported = OnlineRunner(TorchOnlineStep(model)), OnlineRunner(OnnxOnlineStep(path))
-    worst = max(np.abs(ours(frame) - exported(frame)).max() for frame in frames)
-    assert worst < 1e-4
-    assert np.abs(ours(frames[0]) - exported(frames[1])).max() > 1e-3     # the check can fail
+    with torch.no_grad():                                    # the check can fail
+        model.head.fc.bias.add_(0.01)
+    assert check_online_parity(model, path, spec) > 5e-3
