@@ -99,7 +99,7 @@ def main(argv=None):
           f'torch {torch.__version__}; {args.frames} frames after 3 warm-up frames')
     print('| per new frame | median ms | 95th pct ms | frames/s | vs window |')
     print('|---|---|---|---|---|')
-    rows = ((f'online TSM (1 frame, cached shifts)', online),
+    rows = (('online TSM (1 frame, cached shifts)', online),
             (f'sliding window ({args.segments} frames re-run)', window))
     for name, times in rows:
         median = float(np.median(times))

@@ -7,7 +7,6 @@ import os.path as osp
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import av

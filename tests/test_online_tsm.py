@@ -11,7 +11,7 @@ from models import ModelOptionError, build_model
 from benchmarks.stream_bench import like_trained
 from datasets.clip_spec import ClipSpec
 from export_model import check_online_parity, write_online_onnx
-from models.online_tsm import OnlineRunner, OnlineStep, OnnxOnlineStep, TorchOnlineStep
+from models.online_tsm import OnlineRunner, OnlineStep, TorchOnlineStep
 from models.tsm import TSM, online_shift, temporal_shift
 
 
