@@ -38,7 +38,7 @@ from utils.exported_model import TorchPredictor, load_exported
 from utils.live_stream import FrameByFrame, SlidingWindow, run_stream
 from utils.logger import setup_logger
 from utils.overlay import draw_predictions
-from utils.stream_source import FrameReader, frame_rate_of, open_source
+from utils.stream_source import FrameReader, open_source
 from utils.trained_model import load_model
 from utils.untrimmed import (merge_segments, nearest_window, predict_windows, save_timeline_png,
                              window_plan)
@@ -173,7 +173,7 @@ def stream_scorer(cfg, checkpoint, onnx_path, window, stride, average, logger):
         predictor, spec, names = load_exported(onnx_path)
         model_file, online = osp.abspath(onnx_path), None
         if len(predictor.session.get_inputs()) > 1:      # model_online.onnx: frame + caches
-            online = OnnxOnlineStep(onnx_path)
+            online = OnnxOnlineStep(predictor.session)
     else:
         model_file = checkpoint or default_checkpoint(cfg)
         model, _ = load_model(cfg, model_file, logger)
@@ -184,8 +184,8 @@ def stream_scorer(cfg, checkpoint, onnx_path, window, stride, average, logger):
     if online is not None:
         average = average or spec.frames
         logger.info('online TSM: every frame scored, logits averaged over the last %d', average)
-        consensus = cfg.MODEL.CONSENSUS if not onnx_path else 'avg'
-        return FrameByFrame(OnlineRunner(online, average, consensus), spec), spec, names, model_file
+        return (FrameByFrame(OnlineRunner(online, average, cfg.MODEL.CONSENSUS), spec), spec, names,
+                model_file)
     window = window or spec.default_window
     stride = max(1, stride or window // 2)
     logger.info('sliding windows of %d frames every %d frames', window, stride)
@@ -206,9 +206,8 @@ def run_stream_demo(cfg, source, checkpoint=None, onnx_path=None, window=0, stri
     out_dir = out_dir or osp.join(folder, 'demo')
     logger.info('opening %s', source)
     scorer.warm_up(spec.resize(np.zeros((1, spec.crop_size, spec.crop_size, 3), np.uint8))[0])
-    kind, frames = open_source(source, open_timeout, read_timeout)
+    kind, frames, rate = open_source(source, open_timeout, read_timeout)
     live = kind != 'file' or realtime
-    rate = frame_rate_of(source, kind)
     reader = FrameReader(frames, spec.resize, live=live, realtime=realtime and kind == 'file',
                          keep_image=save_video or show).start()
     logger.info('streaming %s (%s%s) -> %s', source, kind, ', live' if live else ', every frame',

@@ -185,8 +185,10 @@ def write_online_onnx(model, spec, path, opset, exporter, logger):
 def check_online_parity(model, path, spec, frames=6, batch=PARITY_BATCH, seed=0):
     """Max |difference| of the per-frame logits between the PyTorch online runner and the
     exported step streamed in ONNX Runtime over `frames` random frames."""
+    import onnxruntime
     rng = np.random.default_rng(seed)
-    ours, exported = OnlineRunner(TorchOnlineStep(model)), OnlineRunner(OnnxOnlineStep(path))
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    ours, exported = OnlineRunner(TorchOnlineStep(model)), OnlineRunner(OnnxOnlineStep(session))
     worst = 0.0
     for _ in range(frames):
         frame = rng.standard_normal((batch, 3, spec.crop_size, spec.crop_size)).astype(np.float32)

@@ -117,19 +117,18 @@ class TorchOnlineStep:
 
 
 class OnnxOnlineStep:
-    """The step exported to ONNX (export_online_onnx), in ONNX Runtime: the caches go out
-    and come back in as named tensors."""
+    """The step exported to ONNX (export_model.py's model_online.onnx), run by an ONNX Runtime
+    `session` of it: the caches go out and come back in as named tensors."""
 
-    def __init__(self, path):
-        import onnxruntime
-        self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-        inputs = self.session.get_inputs()
-        self.frame_name, self.cache_names = inputs[0].name, [i.name for i in inputs[1:]]
+    def __init__(self, session):
+        self.session = session
+        frame, *caches = session.get_inputs()
+        self.frame_name, self.cache_names = frame.name, [i.name for i in caches]
+        self.cache_shapes = [list(i.shape[1:]) for i in caches]
 
     def __call__(self, frame, caches):
         if caches is None:
-            caches = [np.zeros([frame.shape[0]] + list(i.shape[1:]), np.float32)
-                      for i in self.session.get_inputs()[1:]]
+            caches = [np.zeros([frame.shape[0]] + shape, np.float32) for shape in self.cache_shapes]
         logits, *caches = self.session.run(
             None, {self.frame_name: frame, **dict(zip(self.cache_names, caches))})
         return logits, caches

@@ -9,13 +9,18 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.slow
-def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
-    result = subprocess.run([sys.executable, '-m', 'benchmarks.scale_bench', '--lines', '3000',
-                             '--workers', '2', '--datatool-videos', '1400'], cwd=ROOT,
+def run_benchmark(name, *args):
+    """The benchmark's printed lines, after checking that it exited 0."""
+    result = subprocess.run([sys.executable, '-m', f'benchmarks.{name}', *args], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    return result.stdout.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
+    lines = run_benchmark('scale_bench', '--lines', '3000', '--workers', '2',
+                          '--datatool-videos', '1400')
     assert re.fullmatch(r'scale: lines=3000 parse_s=\S+ records_mib=\S+ worker_pss_growth=\S+ '
                         r'baseline_parse_s=\S+ baseline_records_mib=\S+ '
                         r'baseline_worker_pss_growth=\S+', lines[-1])
@@ -25,11 +30,7 @@ def test_scale_bench_compares_with_todays_parser_and_ends_with_its_line():
 
 @pytest.mark.slow
 def test_stream_bench_measures_both_and_ends_with_its_line():
-    result = subprocess.run([sys.executable, '-m', 'benchmarks.stream_bench', '--size', '64',
-                             '--frames', '4', '--classes', '10'], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    lines = run_benchmark('stream_bench', '--size', '64', '--frames', '4', '--classes', '10')
     match = re.fullmatch(r'stream: online_ms_per_frame=(\S+) window_ms_per_frame=(\S+) '
                          r'speedup=(\S+) max_abs_diff=(\S+)', lines[-1])
     assert match, lines[-1]

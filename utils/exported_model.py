@@ -25,6 +25,12 @@ class TorchPredictor:
             return torch.softmax(self.model(torch.from_numpy(clips)).float(), dim=1).numpy()
 
 
+def softmax(logits):
+    """Softmax over the last axis of numpy logits, shifted by their maximum (no overflow)."""
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 class OnnxPredictor:
     """ONNX Runtime on the execution providers it has (CUDA first when present)."""
 
@@ -36,22 +42,17 @@ class OnnxPredictor:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, clips):
-        logits = self.session.run(None, {self.input_name: clips})[0]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.session.run(None, {self.input_name: clips})[0])
 
 
 def load_exported(onnx_path):
     """(predictor, ClipSpec, class names) from model.onnx and the meta.json and labels.txt
     that export_model.py wrote beside it."""
-    folder = osp.dirname(osp.abspath(onnx_path))
-    for path in (onnx_path, osp.join(folder, 'meta.json'), osp.join(folder, 'labels.txt')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{path} not found: run export_model.py first')
-    with open(osp.join(folder, 'meta.json'), encoding='utf-8') as handle:
-        meta = json.load(handle)
-    with open(osp.join(folder, meta.get('labels', 'labels.txt')), encoding='utf-8') as handle:
+    meta = read_meta(onnx_path)
+    labels = osp.join(osp.dirname(osp.abspath(onnx_path)), osp.basename(meta.get('labels', 'labels.txt')))
+    if not osp.isfile(labels):
+        raise FileNotFoundError(f'{labels} not found: run export_model.py first')
+    with open(labels, encoding='utf-8') as handle:
         names = [line.rstrip('\n') for line in handle if line.strip()]
     return OnnxPredictor(onnx_path), ClipSpec.from_dict(meta['clip']), names
 
@@ -139,7 +140,7 @@ def float_model_of(int8_path):
     folder = osp.dirname(osp.abspath(int8_path))
     if int8.get('file') != osp.basename(int8_path):
         return None
-    float_path = osp.join(folder, int8.get('float_file', 'model.onnx'))
+    float_path = osp.join(folder, osp.basename(int8.get('float_file', 'model.onnx')))
     return float_path if osp.isfile(float_path) else None
 
 

@@ -19,13 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from .exported_model import softmax
 from .overlay import draw_predictions
-
-
-def softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class FrameByFrame:
@@ -115,6 +110,12 @@ class ResultLog:
         self.handle.close()
 
 
+def annotated_bgr(rgb, top, caption):
+    """A BGR copy of an RGB frame with the latest result drawn on it (none yet: as it is)."""
+    picture = np.ascontiguousarray(rgb[..., ::-1])
+    return draw_predictions(picture, top, caption) if top else picture
+
+
 class VideoOut:
     """output.avi (MJPEG): every frame that came, with the latest result drawn on it."""
 
@@ -130,10 +131,8 @@ class VideoOut:
             self.stream.pix_fmt, self.stream.options = 'yuvj420p', {'q:v': '3'}
             self.stream.height, self.stream.width = rgb.shape[:2]
             self.container = container
-        picture = np.ascontiguousarray(rgb[..., ::-1])
-        if top:
-            draw_predictions(picture, top, caption)
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(picture, format='bgr24')):
+        picture = av.VideoFrame.from_ndarray(annotated_bgr(rgb, top, caption), format='bgr24')
+        for packet in self.stream.encode(picture):
             self.container.mux(packet)
         self.frames += 1
 
@@ -154,11 +153,8 @@ class Screen:
     def show(self, rgb, top, caption):
         if not self.on:
             return True
-        picture = np.ascontiguousarray(rgb[..., ::-1])
-        if top:
-            draw_predictions(picture, top, caption)
         try:
-            cv2.imshow('DLAC stream', picture)
+            cv2.imshow('DLAC stream', annotated_bgr(rgb, top, caption))
             return cv2.waitKey(1) & 0xFF not in (ord('q'), 27)
         except cv2.error as err:
             self.logger.warning('--show: no display here (%s); results still go to stream.jsonl',

@@ -23,6 +23,7 @@ from datasets.video_reader import decode_timed_frames, display_rotation, open_vi
 NETWORK_SCHEMES = ('rtsp', 'rtsps', 'rtmp', 'rtmps', 'udp', 'rtp', 'tcp', 'srt', 'http', 'https')
 LIVE_BUFFER = 256          # frames a live reader holds for a slow consumer (older ones are missed)
 FILE_BUFFER = 8            # frames a file reader decodes ahead of the consumer
+DEFAULT_RATE = 25.0        # output.avi's frame rate when a source does not say its own
 
 
 class StreamError(RuntimeError):
@@ -110,29 +111,22 @@ def _camera_frames(index):
         capture.release()
 
 
-def frame_rate_of(source, kind):
-    """The source's nominal frames per second (for output.avi), 25 when it does not say."""
-    if kind == 'file':
-        container, stream = open_video(source)
-        with container:
-            return float(stream.average_rate or stream.guessed_rate or 25)
-    return 25.0
-
-
 def open_source(source, open_timeout=10.0, read_timeout=5.0):
-    """(kind, iterator of (seconds, upright RGB frame)). Opening happens here, so a source
-    that does not exist or does not answer is an error before anything starts."""
+    """(kind, iterator of (seconds, upright RGB frame), nominal frames per second for
+    output.avi: a file's own, else 25). Opening happens here, so a source that does not exist
+    or does not answer is an error before anything starts."""
     kind = source_kind(source)
     if kind == 'camera':
-        return kind, _camera_frames(source)
+        return kind, _camera_frames(source), DEFAULT_RATE
     if kind == 'network':
-        frames = _network_frames(source, open_timeout, read_timeout)
-        return kind, frames
+        return kind, _network_frames(source, open_timeout, read_timeout), DEFAULT_RATE
     if not osp.exists(source):
         raise StreamError(f'{source}: not found (a file, a camera index or a stream URL: '
                           f'{", ".join(s + "://" for s in NETWORK_SCHEMES)})')
-    open_video(source)[0].close()            # not a video: DecodeError in plain words, now
-    return kind, decode_timed_frames(source)
+    container, stream = open_video(source)   # not a video: DecodeError in plain words, now
+    with container:
+        rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_RATE)
+    return kind, decode_timed_frames(source), rate
 
 
 class FrameReader:
