@@ -141,11 +141,24 @@ __C.MODEL.DROP_PATH = 0.1           # VideoMAE: stochastic depth, rising linearl
                                     # last block (its fine-tuning recipes: 0.1 ViT-S/B)
 __C.MODEL.LAYER_NORM_EPS = 1e-6     # VideoMAE blocks' LayerNorm eps: 1e-6 (its repository), the
                                     # config's (1e-12) in Hugging Face files; set from the weights
-__C.MODEL.FC_NORM_EPS = 1e-6        # VideoMAE head LayerNorm eps: 1e-6, 1e-5 in Hugging Face's model
+__C.MODEL.FC_NORM_EPS = 1e-6        # VideoMAE head LayerNorm eps (fc_norm; in pre-training the
+                                    # decoder's norm): 1e-6, 1e-5 in Hugging Face's models
+__C.MODEL.MASK_RATIO = 0.9          # VideoMAE pre-training: share of each clip's spatial positions
+                                    # hidden, the same in every tubelet (tube masking; 0.9 the
+                                    # paper's Kinetics / SSv2, 0.75 its UCF101 / HMDB51 runs)
+__C.MODEL.DECODER_DEPTH = 4         # VideoMAE pre-training: decoder blocks (its scripts: 4)
+__C.MODEL.DECODER_WIDTH = 0         # ... decoder width; 0 = the published one (ViT-S 192, ViT-B 384)
+__C.MODEL.NORM_PIX_LOSS = True      # ... loss on each tubelet's pixels normalised by its own mean
+                                    # and std (the paper's default); False: plain pixels
+__C.MODEL.GRAD_CHECKPOINT = False   # VideoMAE: recompute each block's activations in the backward
+                                    # pass instead of keeping them (less memory, ~1/3 more compute)
 __C.MODEL.SYNC_BN = False           # DDP on GPUs: BatchNorm statistics over all processes' batches
 
 # ---------------------------------------------------------------- training
 __C.TRAIN = EasyDict()
+__C.TRAIN.TASK = 'classify'         # 'classify' (labels, cross-entropy) or 'pretrain' (VideoMAE
+                                    # masked-autoencoder pre-training on unlabelled videos:
+                                    # MODEL_NAME videomae; labels in the metafiles are ignored)
 __C.TRAIN.EPOCHS = 12
 __C.TRAIN.BASE_BATCH_SIZE = 8       # clips per process and step (DDP: the global batch is this
                                     # times the number of processes)
@@ -164,6 +177,7 @@ __C.TRAIN.PARAM_GROUPS = 'none'     # 'none' or 'tsn' (TSN/DLAC: biases x2 LR, n
 __C.TRAIN.OPTIMIZER = 'sgd'         # 'sgd' (momentum) or 'adamw'
 __C.TRAIN.MOMENTUM = 0.9
 __C.TRAIN.NESTEROV = False          # SGD: Nesterov momentum
+__C.TRAIN.ADAMW_BETAS = [0.9, 0.999]    # AdamW's (beta1, beta2); VideoMAE pre-training: [0.9, 0.95]
 __C.TRAIN.WEIGHT_DECAY = 5e-4
 __C.TRAIN.ZERO_WD_1D_PARAM = False  # no weight decay on biases and norm parameters (PySlowFast)
 __C.TRAIN.HEAD_LR_MULT = 1.0        # the classifier head's LR multiplier
@@ -482,6 +496,19 @@ def validate(cfg):
                 parse_rand_augment(cfg.AUG.RAND_AUGMENT)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
+    if cfg.TRAIN.TASK not in ('classify', 'pretrain'):
+        raise ConfigError(f"TRAIN.TASK must be 'classify' or 'pretrain', got {cfg.TRAIN.TASK!r}")
+    if cfg.TRAIN.TASK == 'pretrain' and cfg.MODEL_NAME.lower() != 'videomae':
+        raise ConfigError(f"TRAIN.TASK 'pretrain' is VideoMAE's masked-autoencoder pre-training: "
+                          f"set MODEL_NAME videomae (got {cfg.MODEL_NAME!r})")
+    if len(cfg.TRAIN.ADAMW_BETAS) != 2 or not all(isinstance(beta, (int, float)) and 0.0 <= beta < 1.0
+                                                  for beta in cfg.TRAIN.ADAMW_BETAS):
+        raise ConfigError(f'TRAIN.ADAMW_BETAS must be two numbers in [0, 1), got {cfg.TRAIN.ADAMW_BETAS}')
+    if cfg.TRAIN.TASK == 'pretrain' and cfg.MIXUP.ENABLE:
+        raise ConfigError("MIXUP.ENABLE mixes labels, and TRAIN.TASK 'pretrain' has none: turn it off "
+                          "for pre-training (the fine-tuning preset turns it on)")
+    if not 0.0 < cfg.MODEL.MASK_RATIO < 1.0:
+        raise ConfigError(f'MODEL.MASK_RATIO must be between 0 and 1, got {cfg.MODEL.MASK_RATIO}')
     if cfg.TRAIN.ACCUM_STEPS < 1:
         raise ConfigError(f'TRAIN.ACCUM_STEPS must be at least 1, got {cfg.TRAIN.ACCUM_STEPS}')
     if not 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0:
@@ -676,6 +703,12 @@ def _take_trained(cfg, explicit, resolution, trained):
     model = read_trained(path)
     if model is None:
         return          # no such file yet: loading it later says so, clearly
+    task = ((model.config or {}).get('TRAIN') or {}).get('TASK')
+    if task == 'pretrain':
+        raise ConfigError(f"{path} is a pre-training checkpoint (TRAIN.TASK 'pretrain', a VideoMAE "
+                          f'masked autoencoder): it reconstructs pixels and has no classifier to '
+                          f'evaluate, export or run. Fine-tune it first: python train.py MODEL_NAME '
+                          f'videomae MODEL.PRETRAINED {path} (docs/pretraining.md)')
     resolution.trained = model
     resolution.trained_unknown = apply_trained(cfg, explicit, model,
                                                lambda key, value: _assign(key, value, cfg))

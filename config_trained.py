@@ -153,9 +153,10 @@ def describe_assumed(trained, cfg):
 
 
 def rounded(value, digits=4):
-    """Numbers for the log: 66.67, not 66.66666666666666 (lists element by element)."""
+    """Numbers for the log: 66.67, not 66.66666666666666 (lists element by element); small
+    ones in significant digits (1e-12, not 0.0)."""
     if isinstance(value, float):
-        return round(value, digits)
+        return round(value, digits) if abs(value) >= 10 ** -digits or value == 0 else float(f'{value:.{digits}g}')
     if isinstance(value, (list, tuple)):
         return [rounded(item, digits) for item in value]
     return value

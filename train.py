@@ -41,7 +41,8 @@ from engine.optimizer import build_optimizer
 from utils.plots import save_curves_png
 from engine.precise_bn import recompute_bn_stats
 from utils.stopping import GracefulStop, TrainingStopped
-from engine.train_state import resume_state, save_last, write_policy
+from engine.pretraining import validate_pretraining
+from engine.train_state import best_fields, resume_state, save_last, write_policy
 from engine.run import NullWriter, Run
 from engine.train_step import steps_in, train_one_epoch
 
@@ -73,9 +74,13 @@ def precise_bn(model, run, weights):
 
 def validate_epoch(run, epoch, record):
     """Validation of the raw weights and, with TRAIN.EMA_DECAY, of the EMA weights; precise BN
-    first (and on the EMA copy too). Fills `record`'s val_* entries on the main process."""
+    first (and on the EMA copy too). Fills `record`'s val_* entries on the main process.
+    Pre-training measures the reconstruction loss instead (engine.pretraining)."""
     cfg, ctx, logger = run.cfg, run.ctx, run.logger
     broadcast_buffers(run.model, ctx)
+    if cfg.TRAIN.TASK == 'pretrain':
+        validate_pretraining(run, epoch, record)
+        return
     candidates = [('raw', run.model, run.eval_forward)]
     if run.ema is not None:
         candidates.append(('ema', run.ema.module, with_autocast(run.ema.module, cfg, ctx.device)))
@@ -110,27 +115,45 @@ def lr_curve(run, points=400):
             for step in range(0, total, max(1, total // points))]
 
 
-def save_epoch(run, epoch, record, best_top1):
+def best_candidate(run, record):
+    """(weights 'raw' or 'ema', figure, module) of the better of the raw and EMA weights by
+    this epoch's validation: top1 (higher is better) or, in pre-training, the reconstruction
+    loss (lower is better); the figure is None when the epoch was not validated."""
+    pretrain = run.cfg.TRAIN.TASK == 'pretrain'
+    key = 'val_loss' if pretrain else 'val_top1'
+    scores = [('raw', record.get(key), run.model)]
+    if run.ema is not None and record.get(f'{key}_ema') is not None:
+        scores.append(('ema', record[f'{key}_ema'], run.ema.module))
+    validated = [item for item in scores if item[1] is not None] or scores
+    pick = min if pretrain else max
+    return pick(validated, key=lambda item: item[1] if item[1] is not None else 0)
+
+
+def is_better(cfg, figure, best):
+    return figure is not None and (best is None or (figure < best if cfg.TRAIN.TASK == 'pretrain'
+                                                    else figure > best))
+
+
+def save_epoch(run, epoch, record, best):
     """best.pth (the better of the raw and EMA weights, saying which), last.pth, the policy
-    and curves.png; the new best top1. Both checkpoints carry the config and class names."""
-    scores = [('raw', record['val_top1'], run.model)]
-    if run.ema is not None and record.get('val_top1_ema') is not None:
-        scores.append(('ema', record['val_top1_ema'], run.ema.module))
-    weights, top1, module = max(scores, key=lambda item: -1 if item[1] is None else item[1])
-    is_best = top1 is not None and (best_top1 is None or top1 > best_top1)
+    and curves.png; the new best figure (top1, or pre-training's validation loss). Both
+    checkpoints carry the config and class names."""
+    weights, figure, module = best_candidate(run, record)
+    is_best = is_better(run.cfg, figure, best)
     if is_best:
-        best_top1 = top1
-        save_atomic({'model': module.state_dict(), 'epoch': epoch + 1, 'top1': best_top1,
+        best = figure
+        save_atomic({'model': module.state_dict(), 'epoch': epoch + 1, **best_fields(run.cfg, best),
+                     'top1': None if run.cfg.TRAIN.TASK == 'pretrain' else best,
                      'weights': weights, 'config': to_plain(run.cfg),
                      'class_names': list(run.class_names)},
                     osp.join(run.checkpoint_dir, 'best.pth'))
     record['best_weights'] = weights if is_best else None
-    save_last(run, epoch + 1, best_top1)
+    save_last(run, epoch + 1, best)
     write_policy(run)
     save_curves_png(run.history, osp.join(run.out_dir, 'curves.png'), lr_curve(run))
     run.logger.info('epoch %d done in %.1fs (lr %.5f)%s', epoch + 1, record['epoch_time_s'],
                     record['lr'], f', new best ({weights} weights)' if is_best else '')
-    return best_top1
+    return best
 
 
 def prepare_data(cfg, ctx, logger):
@@ -213,7 +236,7 @@ def setup_run(cfg, ctx):
 def train_model(cfg, ctx):
     run = setup_run(cfg, ctx)
     logger, start, history = run.logger, run.start, run.history
-    best_top1 = start.best_top1
+    best = start.best
     if start.epoch >= cfg.TRAIN.EPOCHS:
         logger.info("all %d epochs are already done (%s); pass --resume '' to train again",
                     cfg.TRAIN.EPOCHS, run.last_path)
@@ -232,14 +255,16 @@ def train_model(cfg, ctx):
                         run, epoch, first_step, start.totals if resumed else None, stop)
                 except TrainingStopped as stopped:
                     if ctx.is_main:
-                        save_last(run, epoch, best_top1, step=stopped.step, totals=stopped.totals)
+                        save_last(run, epoch, best, step=stopped.step, totals=stopped.totals)
                         logger.warning('%s: saved %s at step %d of epoch %d; run the same command '
                                        'to continue', stopped, run.last_path, stopped.step, epoch + 1)
                     raise SystemExit(0) from None
                 record = {'epoch': epoch + 1, 'lr': learning_rate(   # the LR of the epoch's first step
                               cfg.TRAIN, run.base_lr, epoch * run.steps_per_epoch, run.steps_per_epoch),
-                          'train_loss': train_loss, 'train_top1': train_top1, 'val_top1': None,
-                          'val_top5': None, 'replaced_samples': run.bad_samples.total,
+                          'train_loss': train_loss, 'train_top1': train_top1,
+                          **({'val_loss': None} if cfg.TRAIN.TASK == 'pretrain'
+                             else {'val_top1': None, 'val_top5': None}),
+                          'replaced_samples': run.bad_samples.total,
                           'skipped_steps': run.health.skipped}
                 if run.bad_samples.total:
                     logger.warning('epoch %d: %d unreadable training samples were replaced by '
@@ -255,7 +280,7 @@ def train_model(cfg, ctx):
                                        ('data/replaced_samples', run.bad_samples.total),
                                        ('time/epoch', record['epoch_time_s'])):
                         run.writer.add_scalar(tag, value, epoch + 1)
-                    best_top1 = save_epoch(run, epoch, record, best_top1)
+                    best = save_epoch(run, epoch, record, best)
     finally:
         run.writer.close()
     difference = replica_max_abs_diff(run.model, ctx)      # before anything copies rank 0's state
@@ -264,8 +289,13 @@ def train_model(cfg, ctx):
                     ctx.world_size, difference)
         if ctx.is_main and history:
             write_policy(run, replica_diff=difference)
-    logger.info('training finished: best val top1 %s', 'n/a' if best_top1 is None else f'{best_top1:.2f}')
-    return best_top1
+    if cfg.TRAIN.TASK == 'pretrain':
+        logger.info('pre-training finished: best validation reconstruction loss %s; fine-tune from '
+                    'it with MODEL.PRETRAINED %s', 'n/a' if best is None else f'{best:.4f}',
+                    osp.join(run.checkpoint_dir, 'best.pth'))
+    else:
+        logger.info('training finished: best val top1 %s', 'n/a' if best is None else f'{best:.2f}')
+    return best
 
 
 def main(argv=None):

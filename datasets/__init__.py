@@ -37,7 +37,7 @@ def check_data(cfg, splits=('train', 'val')):
         problems.append(f'DATASET.VIDEO_SEQ_PATH {root} is not a folder' + _dataset_hint(cfg))
     for split in splits:
         if split in from_metafiles:
-            problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM)[1]
+            problems += check_metafile(paths[split], cfg.DATASET.CLASS_NUM, labelled=is_labelled(cfg))[1]
             continue
         spec = shard_spec(cfg, split)
         try:
@@ -52,6 +52,12 @@ def check_data(cfg, splits=('train', 'val')):
                             f'missing: {", ".join(missing[:5])}{more}')
     if problems:
         raise MetafileError(problem_report(problems, 'the dataset settings and metafiles'))
+
+
+def is_labelled(cfg):
+    """Whether the task reads labels: pre-training (TRAIN.TASK 'pretrain') takes unlabelled
+    metafiles, and ignores the labels of labelled ones."""
+    return cfg.TRAIN.TASK != 'pretrain'
 
 
 def shard_spec(cfg, split):
@@ -78,9 +84,10 @@ def build_dataset(cfg, split):
     spec = shard_spec(cfg, split) if split != 'test' else ''
     if spec:
         return ShardDataset(spec, video_dataset(cfg, [], split), shuffle_buffer=cfg.DATASET.SHUFFLE_BUFFER,
-                            index_url=cfg.DATASET.SHARD_INDEX, class_num=cfg.DATASET.CLASS_NUM)
+                            index_url=cfg.DATASET.SHARD_INDEX,
+                            class_num=cfg.DATASET.CLASS_NUM if is_labelled(cfg) else None)
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
-    records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM)
+    records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM, labelled=is_labelled(cfg))
     warn_short_samples(records, ClipSpec.from_config(cfg).min_frames, meta_path)
     return video_dataset(cfg, records, split)
 

@@ -6,7 +6,12 @@ from its first sample line, and paths may hold spaces and commas either way.
 What a metafile may hold beyond the text rules of metafile_text (UTF-8, no control
 characters, plain digits; a line that breaks one is a problem 'file:line: what', and the other
 lines are still checked): frame counts and labels that fit int32, the arrays that hold them,
-instead of wrapping; a path of 1 to MAX_PATH_BYTES bytes."""
+instead of wrapping; a path of 1 to MAX_PATH_BYTES bytes.
+
+Unlabelled metafiles (`labelled=False`: self-supervised pre-training, TRAIN.TASK 'pretrain')
+take `<path> <num_frames>` lines; whether a file has the label column is decided once, from its
+first sample line (the last two fields plain integers: it has), and a file with labels has them
+read but not checked against a class count. An unlabelled sample's label is NO_LABEL."""
 import io
 import os.path as osp
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ VIDEO_EXTENSIONS = ('.mp4', '.m4v', '.mov', '.avi', '.webm', '.mkv', '.ts', '.mt
                     '.mpg', '.mpeg', '.vob', '.3gp', '.3g2', '.wmv', '.asf', '.flv', '.f4v',
                     '.ogv', '.mxf', '.dv', '.divx', '.y4m', '.gif')
 INT32_MAX = int(np.iinfo(np.int32).max)
+NO_LABEL = -1                  # the label of a sample of an unlabelled metafile
 MAX_PATH_BYTES = 4096          # Linux's PATH_MAX: a longer path cannot be opened
 PATH_ERRORS = 'surrogateescape'      # bytes of file names that are not UTF-8 survive the table
 
@@ -148,13 +154,16 @@ class RecordTable:
             self.offsets, self.num_frames, self.labels, self.line_numbers, self.source_ids))
 
 
-def _range_rules(num_classes=None):
+def _range_rules(num_classes=None, labelled=True):
     """(column, failing(values), message(value as shown)) in the order they are checked, for
-    one value (parse_line) or numpy arrays (check_metafile): both say the same."""
+    one value (parse_line) or numpy arrays (check_metafile): both say the same. Unlabelled
+    metafiles: frame counts only."""
     rules = [('num_frames', lambda v: v <= 0, lambda s: f'num_frames must be positive, got {s}'),
              ('num_frames', lambda v: v > INT32_MAX,
-              lambda s: f'num_frames {s} is too large (at most {INT32_MAX})'),
-             ('label', lambda v: v < 0, lambda s: f'label must be >= 0, got {s}')]
+              lambda s: f'num_frames {s} is too large (at most {INT32_MAX})')]
+    if not labelled:
+        return rules
+    rules.append(('label', lambda v: v < 0, lambda s: f'label must be >= 0, got {s}'))
     if num_classes is not None:
         rules.append(('label', lambda v: v >= num_classes,
                       lambda s: f'label {s} is out of range for DATASET.CLASS_NUM={num_classes}'))
@@ -196,18 +205,44 @@ def _file_separator(data):
     return None
 
 
-def parse_line(line, source='<string>', line_no=0, separator=None):
+def _unlabelled_layout(data, separator):
+    """(separator, has the label column) of a metafile whose labels may be absent, from its
+    first sample line: it ends in two integers (`path frames label`) or in one (`path frames`,
+    whitespace- or comma-separated)."""
+    for raw in io.BytesIO(data):
+        text = raw.decode('utf-8', 'replace').strip()
+        if not text or text[0] == '#':
+            continue
+        parts = text.rsplit(separator, 2)
+        if len(parts) == 3 and all(plain_integer(p.strip()) is not None for p in parts[1:]):
+            return separator, True
+        for candidate in (None, ','):
+            parts = text.rsplit(candidate, 1)
+            if len(parts) == 2 and plain_integer(parts[1].strip()) is not None:
+                return candidate, False
+        break
+    return separator, True
+
+
+def parse_line(line, source='<string>', line_no=0, separator=None, labelled=True):
     """One metafile line -> VideoRecord. Whatever is wrong is a MetafileError that starts
-    'source:line_no:' and quotes at most QUOTE_LIMIT characters of the line."""
+    'source:line_no:' and quotes at most QUOTE_LIMIT characters of the line. `labelled`
+    False: a `<path> <num_frames>` line, its label NO_LABEL."""
     where = f'{source}:{line_no}'
     problem = character_problem(line)
     if problem:
         raise MetafileError(f'{where}: {problem}')
-    parts = [part.strip() for part in line.rstrip('\n').rsplit(separator, 2)] if separator \
-        else line.rstrip('\n').rsplit(maxsplit=2)
-    if len(parts) != 3:
-        shape = ('<path>,<num_frames>,<label>' if separator else '<path> <num_frames> <label>')
-        raise MetafileError(f"{where}: expected '{shape}', got {excerpt(line.strip())}")
+    columns = 3 if labelled else 2
+    parts = [part.strip() for part in line.rstrip('\n').rsplit(separator, columns - 1)] if separator \
+        else line.rstrip('\n').rsplit(maxsplit=columns - 1)
+    if len(parts) != columns:
+        fields = ['<path>', '<num_frames>', '<label>'][:columns]
+        shape = (',' if separator else ' ').join(fields)
+        unlabelled = labelled and len(parts) == 2 and plain_integer(parts[1].strip()) is not None
+        hint = ' (no label: only pre-training, TRAIN.TASK pretrain, reads unlabelled metafiles)' if unlabelled else ''
+        raise MetafileError(f"{where}: expected '{shape}', got {excerpt(line.strip())}{hint}")
+    if not labelled:
+        parts.append(str(NO_LABEL))
     path, frames_text, label_text = parts
     num_frames, label = plain_integer(frames_text), plain_integer(label_text)
     if num_frames is None or label is None:
@@ -217,7 +252,7 @@ def parse_line(line, source='<string>', line_no=0, separator=None):
         raise MetafileError(f'{where}: num_frames and label must be integers, got '
                             f'{excerpt(frames_text)} and {excerpt(label_text)}{hint}')
     values = {'num_frames': (num_frames, frames_text), 'label': (label, label_text)}
-    for column, failing, message in _range_rules():
+    for column, failing, message in _range_rules(labelled=labelled):
         value, text = values[column]
         if failing(value):
             raise MetafileError(f'{where}: {message(excerpt(text.strip(), quoted=False))}')
@@ -239,12 +274,14 @@ def problem_report(problems, what='the metafiles'):
             f'again:\n  ' + '\n  '.join(shown) + more)
 
 
-def check_metafile(path, num_classes=None):
+def check_metafile(path, num_classes=None, labelled=True):
     """(records, problems): every line checked, none skipped silently. `records` is a
     RecordTable; problems are bad lines (the rules in this module's docstring), labels >=
     num_classes and entries listed twice, each as 'file:line: what', in line order. The file
     is read at once: its bytes are checked for control characters and UTF-8 in a few passes in
-    C, so that the lines of a clean file need only the fast path below."""
+    C, so that the lines of a clean file need only the fast path below. `labelled` False:
+    the label column may be absent (decided by the first sample line), and labels are not
+    checked."""
     if not osp.isfile(path):
         return RecordTable.empty(), [f'metafile not found: {path}']
     data, problem = read_text_file(path)
@@ -252,7 +289,10 @@ def check_metafile(path, num_classes=None):
         return RecordTable.empty(), [problem]
     is_ascii = data.isascii()          # then the only digits int() can meet are 0-9
     check_lines = needs_line_checks(data, is_ascii)
-    separator = _file_separator(data)
+    separator, with_labels = _file_separator(data), True
+    if not labelled:
+        separator, with_labels = _unlabelled_layout(data, separator)
+        num_classes = None
     paths, frames, labels, line_numbers, problems = [], [], [], [], []
     for line_no, line in enumerate(text_lines(data), start=1):
         if check_lines and (problem := character_problem(line)):
@@ -261,7 +301,8 @@ def check_metafile(path, num_classes=None):
         text = line.strip()
         if not text or text[0] == '#':
             continue
-        parts = text.rsplit(separator, 2)
+        # unlabelled: `path frames`, with a stand-in label column for the fast path
+        parts = text.rsplit(separator, 2) if with_labels else text.rsplit(separator, 1) + ['0']
         try:                   # the common case, fast; anything odd is parse_line's to explain
             frames_text, label_text = parts[1], parts[2]
             if not (frames_text.isdigit() and label_text.isdigit()
@@ -271,18 +312,19 @@ def check_metafile(path, num_classes=None):
             item = parts[0].strip()
         except (ValueError, IndexError):
             try:
-                record = parse_line(line, path, line_no, separator)
+                record = parse_line(line, path, line_no, separator, with_labels)
             except MetafileError as err:
                 problems.append((line_no, str(err)))
                 continue
             item, num_frames, label = record.path, record.num_frames, record.label
+        label = label if with_labels else NO_LABEL
         paths.append(item)
         frames.append(num_frames)
         labels.append(label)
         line_numbers.append(line_no)
     frames, labels = _integer_array(frames), _integer_array(labels)
     line_numbers = np.array(line_numbers, dtype=np.int64)
-    keep = _range_problems(path, frames, labels, line_numbers, num_classes, problems)
+    keep = _range_problems(path, frames, labels, line_numbers, num_classes, problems, labelled)
     paths = [item for item, kept in zip(paths, keep) if kept] if not keep.all() else paths
     frames, labels, line_numbers = frames[keep], labels[keep], line_numbers[keep]
     unique = _first_listings(path, paths, line_numbers, problems)
@@ -309,12 +351,12 @@ def _integer_array(values):
         return np.array(values, dtype=object)
 
 
-def _range_problems(path, frames, labels, line_numbers, num_classes, problems):
+def _range_problems(path, frames, labels, line_numbers, num_classes, problems, labelled=True):
     """Frame counts and labels out of range (_range_rules), found with numpy; returns the mask
     of lines without them."""
     columns = {'num_frames': frames, 'label': labels}
     bad = np.zeros(len(frames), dtype=bool)
-    for column, failing, message in _range_rules(num_classes):
+    for column, failing, message in _range_rules(num_classes, labelled):
         values = columns[column]
         failed = np.asarray(failing(values), dtype=bool)
         for i in np.flatnonzero(failed & ~bad):
@@ -356,10 +398,10 @@ def _first_listings(path, paths, line_numbers, problems):
     return keep
 
 
-def parse_metafile(path, num_classes=None):
+def parse_metafile(path, num_classes=None, labelled=True):
     """All records of a metafile; blank lines and lines starting with '#' are skipped. Any
-    problem raises one MetafileError listing them all."""
-    records, problems = check_metafile(path, num_classes)
+    problem raises one MetafileError listing them all. `labelled`: see check_metafile."""
+    records, problems = check_metafile(path, num_classes, labelled)
     if problems:
         raise MetafileError(problem_report(problems, path))
     return records

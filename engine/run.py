@@ -21,6 +21,9 @@ class NullWriter:
     def add_scalar(self, *args, **kwargs):
         pass
 
+    def add_image(self, *args, **kwargs):
+        pass
+
     def close(self):
         pass
 
@@ -42,7 +45,8 @@ class ResumePoint:
     epoch: int = 0
     step: int = 0
     totals: Optional[list] = None
-    best_top1: Optional[float] = None
+    best: Optional[float] = None      # the best validation figure so far: top1, or in
+                                      # pre-training the lowest reconstruction loss
     history: list = field(default_factory=list)
 
 

@@ -61,18 +61,32 @@ def resume_state(cfg, model, optimizer, scaler, checkpoint_dir, logger, ctx, ema
                        'starts again from its first step', path, state.get('world_size', 1),
                        ctx.world_size, state['epoch'] + 1)
         step, totals = 0, None
-    best = state['best_top1']
-    logger.info('resumed from %s: %d of %d epochs done%s, best top1 %s', path, state['epoch'],
+    name, best = best_figure(cfg, state)
+    logger.info('resumed from %s: %d of %d epochs done%s, best %s %s', path, state['epoch'],
                 cfg.TRAIN.EPOCHS, f' and {step} steps of epoch {state["epoch"] + 1}' if step else '',
-                'n/a' if best is None else f'{best:.2f}')
+                name, 'n/a' if best is None else f'{best:.4g}')
     return ResumePoint(state['epoch'], step, totals, best, list(state['history']))
+
+
+def best_figure(cfg, state):
+    """(name, value) of the best validation figure a checkpoint records for the run's task:
+    top1 (classification), or the lowest reconstruction loss (pre-training)."""
+    if cfg.TRAIN.TASK == 'pretrain':
+        return 'validation loss', state.get('best_val_loss')
+    return 'top1', state['best_top1']
+
+
+def best_fields(cfg, best):
+    """The checkpoint entries that record `best` (see best_figure)."""
+    pretrain = cfg.TRAIN.TASK == 'pretrain'
+    return {'best_top1': None if pretrain else best, 'best_val_loss': best if pretrain else None}
 
 
 def write_policy(run, replica_diff=None):
     """training_policy.json: the policy as run, schedule settings plus every epoch's figures."""
     cfg, ctx = run.cfg, run.ctx
     policy = {
-        'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
+        'task': cfg.TRAIN.TASK, 'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
         'epochs': cfg.TRAIN.EPOCHS, 'batch_size': cfg.TRAIN.BASE_BATCH_SIZE,
         'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
         'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
@@ -83,6 +97,7 @@ def write_policy(run, replica_diff=None):
         'momentum': cfg.TRAIN.MOMENTUM,
         'weight_decay': cfg.TRAIN.WEIGHT_DECAY, 'clip_grad': cfg.TRAIN.CLIP_GRAD,
         'optimizer': cfg.TRAIN.OPTIMIZER, 'nesterov': cfg.TRAIN.NESTEROV,
+        'adamw_betas': list(cfg.TRAIN.ADAMW_BETAS),
         'zero_wd_1d_param': cfg.TRAIN.ZERO_WD_1D_PARAM, 'head_lr_mult': cfg.TRAIN.HEAD_LR_MULT,
         'label_smoothing': cfg.TRAIN.LABEL_SMOOTHING, 'mixup': to_plain(cfg.MIXUP),
         'rand_augment': cfg.AUG.RAND_AUGMENT, 'random_erasing': cfg.AUG.RE_PROB,
@@ -101,16 +116,16 @@ def write_policy(run, replica_diff=None):
     os.replace(tmp_path, path)
 
 
-def save_last(run, epoch, best_top1, step=0, totals=None):
+def save_last(run, epoch, best, step=0, totals=None):
     """last.pth: everything to continue, at an epoch's end (step 0) or after `step` optimizer
-    steps of epoch `epoch` + 1 (a stop signal). The file it replaces is kept as
-    last.pth.prev, and a checksum of the weights is checked when resuming. Like every
-    checkpoint it carries the run's config and class names (config_trained)."""
+    steps of epoch `epoch` + 1 (a stop signal); `best` the best validation figure so far. The
+    file it replaces is kept as last.pth.prev, and a checksum of the weights is checked when
+    resuming. Like every checkpoint it carries the run's config and class names."""
     weights = run.model.state_dict()
     save_atomic({'model': weights, 'checksum': tensor_checksum(weights),
                  'ema': run.ema.state_dict() if run.ema is not None else None,
                  'optimizer': run.optimizer.state_dict(), 'scaler': run.scaler.state_dict(),
                  'epoch': epoch, 'step': step,
-                 'epoch_totals': totals, 'world_size': run.ctx.world_size, 'best_top1': best_top1,
+                 'epoch_totals': totals, 'world_size': run.ctx.world_size, **best_fields(run.cfg, best),
                  'history': run.history, 'config': to_plain(run.cfg),
                  'class_names': list(run.class_names)}, run.last_path, keep_previous=True)

@@ -92,6 +92,7 @@ class StepComputer:
     """Forward and backward of one optimizer step's micro-batches: Mixup/CutMix with soft
     targets (top1 against the dominant label) or cross-entropy with label smoothing, each
     micro-batch's loss weighted by its share of the step's clips."""
+    reports_top1 = True
 
     def __init__(self, model, cfg, device, scaler):
         self.model, self.scaler, self.device = model, scaler, device
@@ -122,6 +123,15 @@ class StepComputer:
         return loss_sum, correct, total, torch.cat(indices), (torch.cat(bad) if bad else None)
 
 
+def build_step_computer(model, cfg, device, scaler):
+    """The step's loss as TRAIN.TASK says: classification (StepComputer) or masked-autoencoder
+    pre-training (engine.pretraining.MaskedStepComputer)."""
+    if cfg.TRAIN.TASK == 'pretrain':
+        from .pretraining import MaskedStepComputer
+        return MaskedStepComputer(model, cfg, device, scaler)
+    return StepComputer(model, cfg, device, scaler)
+
+
 def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list],
                     stop: Optional[GracefulStop]):
     """One pass over this process's shard of the training set, from optimizer step
@@ -129,7 +139,8 @@ def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list
     so far over all processes (None: a fresh epoch). Each step's LR is TRAIN.LR_POLICY's at
     the global step (from run.base_lr), the run's EMA is updated after every applied step, and
     `stop` (a GracefulStop, or None) ends the epoch at a step boundary.
-    Returns the epoch's mean loss and top1 over all processes and the steps this one took.
+    Returns the epoch's mean loss and top1 (None in pre-training) over all processes and the
+    steps this one took.
     Raises TrainingStopped at the first step boundary after a stop signal, TrainingDiverged
     after TRAIN.MAX_BAD_STEPS skipped steps in a row (a NaN/inf loss, or gradients the loss
     scaler refused; nothing is applied), and TooManyBadSamples (from run.bad_samples) when too
@@ -138,7 +149,7 @@ def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list
     model, loader, optimizer, scaler = run.train_forward, run.train_loader, run.optimizer, run.scaler
     health, bad_samples, ema = run.health, run.bad_samples, run.ema
     model.train()
-    compute = StepComputer(model, cfg, ctx.device, scaler)
+    compute = build_step_computer(model, cfg, ctx.device, scaler)
     accum = cfg.TRAIN.ACCUM_STEPS
     meters = {name: AverageMeter() for name in ('loss', 'top1', 'data_time', 'batch_time')}
     local = [0.0, 0.0, 0.0]        # loss sum, correct sum, clips: this process, this session
@@ -181,18 +192,22 @@ def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list
             local = [local[0] + loss_value * batch, local[1] + correct, local[2] + batch]
             meters['loss'].update(loss_value, batch)
             meters['top1'].update(top1, batch)
-            for tag, value in (('train/loss', loss_value), ('train/top1', top1),
+            for tag, value in (('train/loss', loss_value),
+                               ('train/top1', top1 if compute.reports_top1 else None),
                                ('train/lr', optimizer.param_groups[0]['lr']),
                                ('time/data', meters['data_time'].value),
                                ('time/batch', time.time() - end)):
-                writer.add_scalar(tag, value, global_step)
+                if value is not None:
+                    writer.add_scalar(tag, value, global_step)
         meters['batch_time'].update(time.time() - end)
-        bar.set_postfix(loss=f"{meters['loss'].avg:.3f}", top1=f"{meters['top1'].avg:.1f}", refresh=False)
+        shown_top1 = {'top1': f"{meters['top1'].avg:.1f}"} if compute.reports_top1 else {}
+        bar.set_postfix(loss=f"{meters['loss'].avg:.3f}", **shown_top1, refresh=False)
         if step % cfg.TRAIN.PRINT_FREQ == 0 or step == steps_per_epoch - 1:
-            logger.info('epoch %d [%d/%d] loss %.4f (%.4f) top1 %.1f (%.1f) lr %.5f '
-                        'data %.3fs batch %.3fs', epoch + 1, step + 1, steps_per_epoch,
-                        meters['loss'].value, meters['loss'].avg, meters['top1'].value,
-                        meters['top1'].avg, optimizer.param_groups[0]['lr'],
+            top1_text = (f" top1 {meters['top1'].value:.1f} ({meters['top1'].avg:.1f})"
+                         if compute.reports_top1 else '')
+            logger.info('epoch %d [%d/%d] loss %.4f (%.4f)%s lr %.5f data %.3fs batch %.3fs',
+                        epoch + 1, step + 1, steps_per_epoch, meters['loss'].value,
+                        meters['loss'].avg, top1_text, optimizer.param_groups[0]['lr'],
                         meters['data_time'].avg, meters['batch_time'].avg)
         if stop_requested:
             raise TrainingStopped(stop.signum or signal.SIGTERM, epoch, step + 1,
@@ -200,7 +215,8 @@ def train_one_epoch(run: Run, epoch: int, start_step: int, totals: Optional[list
         end = time.time()
     epoch_totals = add_totals(totals, sum_across(local, ctx))
     count = max(epoch_totals[2], 1)
-    return epoch_totals[0] / count, epoch_totals[1] * 100.0 / count, steps_per_epoch - start_step
+    top1 = epoch_totals[1] * 100.0 / count if compute.reports_top1 else None
+    return epoch_totals[0] / count, top1, steps_per_epoch - start_step
 
 
 def add_totals(previous, new):

@@ -12,6 +12,7 @@ from .tsm import TSM
 from .tsn import TSN
 from .video_resnet import VideoResNet
 from .videomae import SIZES as VIT_SIZES, VideoMAE
+from .videomae_pretrain import VideoMAEPretrain
 from .x3d import VARIANTS as X3D_VARIANTS, X3D
 from .convert import read_weights
 from .errors import ModelOptionError
@@ -58,13 +59,21 @@ MODELS = {
     'videomae': (tuple(VIT_SIZES), lambda cfg: VideoMAE(
         cfg.DATASET.CLASS_NUM, size=cfg.BACKBONE.lower(), dropout=cfg.MODEL.DROPOUT,
         drop_path=cfg.MODEL.DROP_PATH, eps=cfg.MODEL.LAYER_NORM_EPS,
-        fc_norm_eps=cfg.MODEL.FC_NORM_EPS)),
+        fc_norm_eps=cfg.MODEL.FC_NORM_EPS, grad_checkpoint=cfg.MODEL.GRAD_CHECKPOINT)),
     'x3d': (tuple(X3D_VARIANTS), lambda cfg: X3D(
         cfg.DATASET.CLASS_NUM, variant=cfg.BACKBONE.lower(), dropout=cfg.MODEL.DROPOUT)),
 }
 
 
 SEGMENT_MODELS = ('tsn', 'tsm')
+
+
+def build_pretrain_model(cfg):
+    """TRAIN.TASK 'pretrain': VideoMAE's masked autoencoder (models/videomae_pretrain.py)."""
+    return VideoMAEPretrain(cfg.BACKBONE.lower(), decoder_depth=cfg.MODEL.DECODER_DEPTH,
+                            decoder_width=cfg.MODEL.DECODER_WIDTH, drop_path=cfg.MODEL.DROP_PATH,
+                            eps=cfg.MODEL.LAYER_NORM_EPS, head_norm_eps=cfg.MODEL.FC_NORM_EPS,
+                            grad_checkpoint=cfg.MODEL.GRAD_CHECKPOINT)
 
 
 def build_model(cfg, logger=None, pretrained=True):
@@ -81,8 +90,10 @@ def build_model(cfg, logger=None, pretrained=True):
     if cfg.BACKBONE.lower() not in backbones:
         raise ModelConfigError(f"BACKBONE {cfg.BACKBONE!r} does not fit MODEL_NAME {name!r}; "
                                f"choose one of {list(backbones)}")
+    if cfg.TRAIN.TASK == 'pretrain' and name != 'videomae':
+        raise ModelConfigError(f"TRAIN.TASK 'pretrain' is for MODEL_NAME videomae, not {name!r}")
     try:
-        model = builder(cfg)
+        model = build_pretrain_model(cfg) if cfg.TRAIN.TASK == 'pretrain' else builder(cfg)
     except ModelOptionError as err:
         raise ModelConfigError(str(err)) from err
     if pretrained and cfg.MODEL.PRETRAINED:
@@ -95,4 +106,4 @@ def build_model(cfg, logger=None, pretrained=True):
 
 
 __all__ = ['build_model', 'MODELS', 'ModelConfigError', 'ModelOptionError', 'TSN', 'TSM', 'I3D',
-           'SlowFast', 'MFNet3D', 'WeightsError']
+           'SlowFast', 'MFNet3D', 'VideoMAEPretrain', 'WeightsError']

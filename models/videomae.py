@@ -7,14 +7,20 @@ size works; float32 values, as the published models were trained with). Blocks o
 space-time attention (q and v biases, no k bias) and a GELU MLP, pre-norm, stochastic depth
 (MODEL.DROP_PATH, growing linearly to its value in the last block). Head: mean of the tokens,
 LayerNorm (fc_norm), dropout, fc. Parameter names follow the VideoMAE repository's under
-`backbone.` (its `head` is our `head.fc`).
+`backbone.` (its `head` is our `head.fc`). Attention runs through
+`F.scaled_dot_product_attention` (fused kernels where the device has them); MODEL.GRAD_CHECKPOINT
+recomputes each block's activations in the backward pass instead of keeping them.
+
+The pre-training form (encoder on visible tokens, decoder) is models/videomae_pretrain.py,
+built from the same blocks.
 """
-import math
+import functools
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .errors import check_option
 from .heads import ClassifierHead
@@ -31,6 +37,17 @@ def sinusoid_table(positions, width):
     angles = position / np.power(10000, exponent)[None, :]
     angles[:, 0::2], angles[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
     return torch.tensor(angles, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_table(positions, width):
+    return sinusoid_table(positions, width)
+
+
+def position_table(tokens, width, reference):
+    """The position table for `tokens` tokens of `width` channels, on `reference`'s device and
+    in its dtype (computed once per size, in float32, then cast)."""
+    return _cached_table(int(tokens), int(width)).to(device=reference.device, dtype=reference.dtype)
 
 
 class DropPath(nn.Module):
@@ -62,8 +79,7 @@ class Attention(nn.Module):
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias).reshape(batch, tokens, 3, self.heads, -1)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        weights = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-        out = weights.softmax(dim=-1) @ v
+        out = F.scaled_dot_product_attention(q, k, v)        # softmax(q k^T / sqrt(d)) v
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, width))
 
 
@@ -91,54 +107,73 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+def block_rates(drop_path, depth):
+    """Stochastic depth per block: 0 in the first, rising linearly to `drop_path` in the last."""
+    return [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+
+
+def patch_embedding(width):
+    """The 2x16x16 tubelet embedding, as `patch_embed.proj` (the VideoMAE repository's name)."""
+    module = nn.Module()
+    module.proj = nn.Conv3d(3, width, (TUBELET, PATCH, PATCH), stride=(TUBELET, PATCH, PATCH))
+    return module
+
+
+def run_blocks(blocks, x, grad_checkpoint=False):
+    """`x` through every block; with `grad_checkpoint`, in training, each block's activations
+    are recomputed in the backward pass rather than kept (memory for about a third more
+    compute)."""
+    for block in blocks:
+        if grad_checkpoint and torch.is_grad_enabled():
+            x = checkpoint(block, x, use_reentrant=False)
+        else:
+            x = block(x)
+    return x
+
+
 class VideoViT(nn.Module):
     """Patch embedding, position table, blocks and fc_norm: [N, 3, T, H, W] -> [N, width]."""
 
-    def __init__(self, size='vit_base', drop_path=0.0, eps=1e-6, fc_norm_eps=1e-6):
+    def __init__(self, size='vit_base', drop_path=0.0, eps=1e-6, fc_norm_eps=1e-6,
+                 grad_checkpoint=False):
         super().__init__()
         width, depth, heads = SIZES[check_option('VideoMAE size (BACKBONE)', size, SIZES)]
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv3d(3, width, (TUBELET, PATCH, PATCH), stride=(TUBELET, PATCH, PATCH))
-        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(Block(width, heads, rate, eps) for rate in rates)
+        self.patch_embed = patch_embedding(width)
+        self.blocks = nn.ModuleList(Block(width, heads, rate, eps) for rate in block_rates(drop_path, depth))
         self.fc_norm = nn.LayerNorm(width, eps=fc_norm_eps)
         self.num_features = width
-        self._table = {}
-
-    def position_table(self, tokens, reference):
-        if tokens not in self._table:
-            self._table[tokens] = sinusoid_table(tokens, self.num_features)
-        return self._table[tokens].to(device=reference.device, dtype=reference.dtype)
+        self.grad_checkpoint = grad_checkpoint
 
     def forward(self, x):
         x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        x = x + self.position_table(x.shape[1], x)
-        for block in self.blocks:
-            x = block(x)
+        x = x + position_table(x.shape[1], self.num_features, x)
+        x = run_blocks(self.blocks, x, self.grad_checkpoint)
         return self.fc_norm(x.mean(dim=1))
+
+
+def init_vit_weights(module):
+    """VideoMAE's initialisation: Xavier-uniform linear layers with zero biases, unit
+    LayerNorms (the patch embedding keeps PyTorch's default)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 class VideoMAE(nn.Module):
     def __init__(self, num_classes, size='vit_base', dropout=0.5, drop_path=0.1, eps=1e-6,
-                 fc_norm_eps=1e-6):
+                 fc_norm_eps=1e-6, grad_checkpoint=False):
         super().__init__()
         check_option('VideoMAE size (BACKBONE)', size, SIZES)
-        self.backbone = VideoViT(size, drop_path, eps, fc_norm_eps)
+        self.backbone = VideoViT(size, drop_path, eps, fc_norm_eps, grad_checkpoint)
         self.head = ClassifierHead(self.backbone.num_features, num_classes, dropout, init_std=0.02)
-        self.apply(self._init)
+        self.apply(init_vit_weights)
         nn.init.trunc_normal_(self.head.fc.weight, std=0.02)
         with torch.no_grad():           # VideoMAE scales the head's initial weights down
             self.head.fc.weight.mul_(0.001)
-
-    @staticmethod
-    def _init(module):
-        if isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
     def layer_of(self, name):
         """Depth of a parameter for layer-wise LR decay: 0 the patch embedding, i + 1 block i,

@@ -16,6 +16,13 @@ the file is (Converted.kind, .classifier, .first_conv, as timm's pretrained_cfg)
   the 2D network's response wherever the zero temporal padding at the clip's ends is out of
   the kernels' reach;
 - '3d_backbone' and 'encoder' (no classifier): a WeightsError saying what the file is;
+- 'masked_autoencoder', a VideoMAE pre-training model (encoder and pixel decoder): loaded
+  whole into a VideoMAEPretrain (pre-training continues); into a VideoMAE classification model
+  its encoder's patch embedding and blocks only, as VideoMAE's fine-tuning does: the decoder
+  and the encoder's final norm (unused with mean pooling) are dropped, fc_norm and the
+  classifier start fresh, and the log says so. Into any other model: a WeightsError;
+- a VideoMAEPretrain takes nothing but a 'masked_autoencoder' file: a fine-tuned VideoMAE has
+  lost its decoder, and no other model has one (WeightsError saying what the file is);
 - keys that do not fit: a WeightsError listing the missing, unexpected and mismatched keys.
 Files are read with `weights_only=True`: a file that would execute code on load is refused.
 """
@@ -297,6 +304,72 @@ def _is_that_2d_network(model, converted):
                     and own[k].shape == converted.state_dict[k].shape for k in names))
 
 
+# ---------------------------------------------------------------- VideoMAE pre-training
+# a VideoMAE pre-training file's parts (models/videomae_pretrain.py): what fine-tuning takes of
+# it, under the classification model's names, and what it leaves
+ENCODER_PARTS = ('encoder.patch_embed.', 'encoder.blocks.')
+DECODER_PARTS = ('decoder.', 'encoder_to_decoder.', 'mask_token')
+ENCODER_NORM = 'encoder.norm.'
+FRESH_IN_FINE_TUNING = ('backbone.fc_norm.', 'head.')
+STARTS_PRETRAINING = ("pre-training continues only from a pre-training checkpoint (encoder and decoder: the "
+                      "VideoMAE repository's pre-training checkpoint.pth, a Hugging Face VideoMAEForPreTraining "
+                      "folder, or a TRAIN.TASK pretrain run of ours), or starts from scratch (MODEL.PRETRAINED '')")
+
+
+def _is_masked_autoencoder(model):
+    """A VideoMAE pre-training model (models/videomae_pretrain.VideoMAEPretrain), by its names."""
+    own = model.state_dict()
+    return 'decoder.head.weight' in own and 'encoder.patch_embed.proj.weight' in own
+
+
+def _not_a_pretraining_file(converted, path):
+    """Why a file that is not a pre-training model cannot start a VideoMAEPretrain."""
+    if converted.model_name == 'videomae' and converted.kind == 'model':
+        what = 'a VideoMAE classification model (fine-tuned, its decoder is gone)'
+    elif converted.model_name == 'videomae':
+        what = f'a VideoMAE encoder without a decoder (kind {converted.kind!r})'
+    else:
+        what = (f'a {converted.model_name} model (kind {converted.kind!r}), not a VideoMAE pre-training '
+                'model')
+    return f'{path} is {what} ({converted.source}): {STARTS_PRETRAINING}'
+
+
+def _load_pretraining_model(model, converted, path, logger=None):
+    """A pre-training file into a VideoMAEPretrain: whole, encoder and decoder (the same depth
+    and width, or the keys that differ are named)."""
+    load_into(model, converted.state_dict, source=path)
+    if logger:
+        logger.info('loaded %s (a VideoMAE pre-training model, %s) whole: encoder and decoder, %d tensors',
+                    path, converted.source, len(converted.state_dict))
+
+
+def _load_pretrained_encoder(model, converted, path, logger=None):
+    """A pre-training file into a VideoMAE classification model, as VideoMAE fine-tunes: the
+    encoder's patch embedding and blocks (all of them, shapes equal); fc_norm and the classifier
+    as the model initialised them (the encoder's `norm` feeds the decoder, fc_norm follows the
+    mean pooling the classifier uses instead)."""
+    if 'backbone.patch_embed.proj.weight' not in model.state_dict():
+        raise WeightsError(f'{path} is a VideoMAE pre-training model (encoder and pixel decoder, '
+                           f'{converted.source}): its encoder fine-tunes a VideoMAE (MODEL_NAME videomae, '
+                           f'BACKBONE {converted.options.get("BACKBONE")}), not {type(model).__name__}')
+    state = converted.state_dict
+    encoder = {'backbone.' + k[len('encoder.'):]: v for k, v in state.items() if k.startswith(ENCODER_PARTS)}
+    decoder = [k for k in state if k.startswith(DECODER_PARTS)]
+    norm = [k for k in state if k.startswith(ENCODER_NORM)]
+    unknown = [k for k in state if not k.startswith(ENCODER_PARTS + DECODER_PARTS + (ENCODER_NORM,))]
+    if unknown:
+        raise WeightsError(f'{path}: a VideoMAE pre-training file with tensors outside its encoder and '
+                           f'decoder: {_describe(unknown)}')
+    load_into(model, encoder, ignore_prefixes=FRESH_IN_FINE_TUNING, source=path)
+    if logger:
+        logger.info('loaded the encoder of %s (a VideoMAE pre-training model, %s) into %s: %d tensors '
+                    '(encoder.patch_embed, encoder.blocks -> backbone.); dropped the decoder (%d tensors: '
+                    'decoder.*, encoder_to_decoder, mask_token) and the encoder\'s final norm (%s, unused '
+                    'with mean pooling); backbone.fc_norm and the classifier head.fc start fresh',
+                    path, converted.source, type(model).__name__, len(encoder), len(decoder),
+                    ', '.join(norm) or 'absent')
+
+
 def load_converted(model, converted, path, logger=None, model_name=None):
     """Load a converted weight file (models.convert.Converted) into the freshly built `model`
     as its kind says (see the module's docstring).
@@ -309,8 +382,14 @@ def load_converted(model, converted, path, logger=None, model_name=None):
         model_name: the MODEL_NAME `model` was built as: a whole model of another MODEL_NAME
             is refused by name (without it, by the keys that do not fit).
     """
-    from .convert.common import KIND_2D_BACKBONE, KIND_MODEL
-    if converted.kind == KIND_MODEL:
+    from .convert.common import KIND_2D_BACKBONE, KIND_MODEL, KIND_PRETRAIN
+    if _is_masked_autoencoder(model):
+        if converted.kind != KIND_PRETRAIN:
+            raise WeightsError(_not_a_pretraining_file(converted, path))
+        _load_pretraining_model(model, converted, path, logger)
+    elif converted.kind == KIND_PRETRAIN:
+        _load_pretrained_encoder(model, converted, path, logger)
+    elif converted.kind == KIND_MODEL:
         _load_model_file(model, converted, path, logger, model_name)
     elif converted.kind == KIND_2D_BACKBONE:
         if _is_that_2d_network(model, converted):
@@ -325,8 +404,9 @@ def load_converted(model, converted, path, logger=None, model_name=None):
         what = {'3d_backbone': 'a 3D backbone', 'encoder': 'an encoder'}.get(converted.kind, converted.kind)
         raise WeightsError(f'{path} holds {what} without a classifier ({converted.source}: kind '
                            f'{converted.kind!r}, {converted.model_name}/{converted.options.get("BACKBONE")}); '
-                           f'DLAC loads whole models (kind \'model\') and 2D ImageNet networks '
-                           f'(\'2d_backbone\'): fine-tune from a {converted.model_name} checkpoint with its '
+                           f'DLAC loads whole models (kind \'model\'), 2D ImageNet networks '
+                           f'(\'2d_backbone\') and VideoMAE pre-training models (\'masked_autoencoder\'): '
+                           f'fine-tune from a {converted.model_name} checkpoint with its '
                            f'classifier (MODEL_NAME {converted.model_name})')
 
 

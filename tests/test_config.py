@@ -98,8 +98,12 @@ def test_presets_are_valid_configs_for_their_models(preset):
     if not preset.startswith('custom_'):      # custom presets take paths from the DataTool's yaml
         assert cfg.DATASET.VIDEO_SEQ_PATH == f'data/{cfg.DATASET.NAME}/frames'
 
-    assert cfg.DATASET.FLIP == (cfg.DATASET.NAME != 'sthv2')
+    # VideoMAE's pre-training crops and never flips
+    assert cfg.DATASET.FLIP == (cfg.DATASET.NAME != 'sthv2' and cfg.TRAIN.TASK != 'pretrain')
     model = build_model(cfg)            # a BACKBONE that does not fit MODEL_NAME raises here
+    if cfg.TRAIN.TASK == 'pretrain':    # a pixel head, no classifier
+        assert model.decoder.head.out_features == 2 * 16 * 16 * 3
+        return
     classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     assert classifier.out_features == 5
 

@@ -1,5 +1,5 @@
 """Weight files declare what they are (timm's pretrained_cfg habit): every converter says its
-file's kind ('model', '2d_backbone', '3d_backbone', 'encoder'), its classifier's names and its
+file's kind ('model', '2d_backbone', '3d_backbone', 'encoder', 'masked_autoencoder'), its classifier's names and its
 first convolution's name, and models.weights.load_converted loads each kind its own way,
 never by guessing from how many of the file's names the model shares.
 
@@ -21,7 +21,7 @@ from models import ModelConfigError, build_model
 from models.backbones import build_backbone
 from models.backbones.mfnet import MFNet
 from models.convert import SOURCES, read_weights
-from models.convert.common import (KIND_2D_BACKBONE, KIND_ENCODER, KIND_MODEL, KINDS, Converted)
+from models.convert.common import (KIND_2D_BACKBONE, KIND_ENCODER, KIND_MODEL, KIND_PRETRAIN, KINDS, Converted)
 from models.errors import ModelOptionError
 from models.i3d import I3D
 from models.mfnet3d import MFNet3D
@@ -30,6 +30,7 @@ from models.tsm import TSM, TemporalShift
 from models.tsn import TSN
 from models.video_resnet import VideoResNet
 from models.videomae import VideoMAE
+from models.videomae_pretrain import VideoMAEPretrain
 from models.weights import WeightsError, load_converted, load_pretrained
 from models.x3d import X3D
 
@@ -144,6 +145,22 @@ def huggingface_folder(folder):
     return folder
 
 
+def huggingface_pretraining_folder(folder):
+    """A VideoMAEForPreTraining of ViT-S's size with a 1-block decoder 128 wide."""
+    pytest.importorskip('transformers')
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+    config = VideoMAEConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
+                            use_mean_pooling=False, decoder_hidden_size=128, decoder_num_hidden_layers=1,
+                            decoder_num_attention_heads=2, decoder_intermediate_size=512)
+    VideoMAEForPreTraining(config).save_pretrained(str(folder))
+    return folder
+
+
+def pretraining_state():
+    """A VideoMAE pre-training model's state (the VideoMAE repository's names, and ours)."""
+    return state_of(VideoMAEPretrain('vit_small', decoder_depth=1, decoder_width=64))
+
+
 def torchvision_video_layout(variant):
     return {('fc.' + k[len('head.fc.'):] if k.startswith('head.fc.') else k[len('backbone.'):]): v
             for k, v in state_of(VideoResNet(400, variant)).items()}
@@ -202,13 +219,22 @@ CASES = {
                          'backbone.patch_embed.proj.weight'),
     'videomae-authors-encoder': (lambda: videomae_authors_layout(with_head=False), 'videomae-authors',
                                  KIND_ENCODER, 'videomae', (), 'backbone.patch_embed.proj.weight'),
+    'videomae-authors-pretraining': (lambda: {'model': pretraining_state(), 'epoch': 799}, 'videomae-authors',
+                                     KIND_PRETRAIN, 'videomae', (), 'encoder.patch_embed.proj.weight'),
+    'huggingface-videomae-pretraining': (huggingface_pretraining_folder, 'huggingface', KIND_PRETRAIN, 'videomae',
+                                         (), 'encoder.patch_embed.proj.weight'),
+    'dlac-videomae-pretraining': (lambda: {'model': pretraining_state(), 'config': {
+        'MODEL_NAME': 'videomae', 'BACKBONE': 'vit_small', 'TRAIN': {'TASK': 'pretrain'},
+        'MODEL': {'DECODER_DEPTH': 1, 'DECODER_WIDTH': 64}}}, 'dlac', KIND_PRETRAIN, 'videomae', (),
+        'encoder.patch_embed.proj.weight'),
 }
+FOLDERS = (huggingface_folder, huggingface_pretraining_folder)     # save_pretrained folders, not files
 
 
 def write(case, tmp_path):
     make = CASES[case][0]
-    if make is huggingface_folder:
-        return str(huggingface_folder(tmp_path / case))
+    if make in FOLDERS:
+        return str(make(tmp_path / case))
     path = tmp_path / f'{case}.pth'
     torch.save(make(), path)
     return str(path)
@@ -227,6 +253,8 @@ def declared_model(cfg, converted, classes=None):
     for key, value in converted.options.items():
         if key.startswith('MODEL.'):
             cfg.MODEL[key[len('MODEL.'):]] = value
+    if converted.kind == KIND_PRETRAIN:             # a VideoMAE pre-training model
+        return models.build_pretrain_model(cfg)
     return models.MODELS[converted.model_name][1](cfg)
 
 

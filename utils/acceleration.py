@@ -56,9 +56,9 @@ class AutocastForward(nn.Module):
         self.module = module
         self.device_type, self.dtype = device_type, dtype
 
-    def forward(self, clips):
+    def forward(self, *inputs):
         with torch.autocast(self.device_type, dtype=self.dtype):
-            return self.module(clips).float()
+            return self.module(*inputs).float()
 
     def extra_repr(self):
         return f'device_type={self.device_type!r}, dtype={self.dtype}'

@@ -1,4 +1,5 @@
 """Checkpoints that survive crashes: atomic writes, a kept previous copy, checksums, safe loads."""
+import argparse
 import hashlib
 import os
 import os.path as osp
@@ -83,14 +84,22 @@ def _refusal(path, err):
     return f'cannot load {path}: {text.splitlines()[0] if text else type(err).__name__}'
 
 
+# Classes a checkpoint may hold besides tensors and plain data. argparse.Namespace: the VideoMAE
+# repository saves its run's arguments as one ('args'). A Namespace is a bag of attributes that
+# runs no code of its own when built; what it holds is still unpickled under weights_only rules.
+SAFE_CLASSES = (argparse.Namespace,)
+
+
 def load_checkpoint(path, map_location='cpu'):
-    """Load with weights_only=True: a file that would run code on load is refused. The file
-    must hold a dict with string keys (every weight layout does); a checkpoint that carries a
-    checksum of its model weights is verified."""
+    """Load with weights_only=True: a file that would run code on load is refused (plain data
+    and tensors only, and SAFE_CLASSES). The file must hold a dict with string keys (every
+    weight layout does); a checkpoint that carries a checksum of its model weights is
+    verified."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_CLASSES)):
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise CheckpointError(_refusal(path, err)) from err
     if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):

@@ -35,8 +35,9 @@ def save_confusion_png(matrix, class_names, path, title='Confusion matrix'):
 
 
 def save_curves_png(history, path, lr_curve=None):
-    """Training loss and validation top1 (raw and EMA weights) per epoch from the training-
-    policy records, and `lr_curve` [(epoch, lr)] per iteration when given."""
+    """Training loss and validation top1 (raw and EMA weights; pre-training: the validation
+    reconstruction loss) per epoch from the training-policy records, and `lr_curve`
+    [(epoch, lr)] per iteration when given."""
     epochs = [row['epoch'] for row in history]
     fig, axes = plt.subplots(1, 3 if lr_curve else 2, figsize=(15 if lr_curve else 10, 4))
     left, right = axes[0], axes[1]
@@ -47,17 +48,74 @@ def save_curves_png(history, path, lr_curve=None):
     left.plot(epochs, [row['train_loss'] for row in history], marker='o')
     left.set_xlabel('epoch')
     left.set_ylabel('train loss')
-    val = [(row['epoch'], row['val_top1']) for row in history if row.get('val_top1') is not None]
-    if val:
-        right.plot([e for e, _ in val], [v for _, v in val], marker='o', color='tab:green')
-    ema = [(row['epoch'], row['val_top1_ema']) for row in history if row.get('val_top1_ema') is not None]
-    if ema:
-        right.plot([e for e, _ in ema], [v for _, v in ema], marker='s', color='tab:olive')
-    right.plot(epochs, [row['train_top1'] for row in history], marker='.', color='tab:blue',
-               alpha=0.6)
-    right.legend((['val top1'] if val else []) + (['val top1, EMA weights'] if ema else []) + ['train top1'])
+    if any('val_loss' in row for row in history):        # pre-training: no accuracy
+        _plot_series(right, history, (('train_loss', 'train loss', '.', 'tab:blue'),
+                                      ('val_loss', 'validation loss', 'o', 'tab:green'),
+                                      ('val_loss_ema', 'validation loss, EMA weights', 's', 'tab:olive')))
+        right.set_ylabel('reconstruction loss (masked tubelets)')
+    else:
+        _plot_series(right, history, (('val_top1', 'val top1', 'o', 'tab:green'),
+                                      ('val_top1_ema', 'val top1, EMA weights', 's', 'tab:olive'),
+                                      ('train_top1', 'train top1', '.', 'tab:blue')))
+        right.set_ylabel('top1 (%)')
     right.set_xlabel('epoch')
-    right.set_ylabel('top1 (%)')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_series(axis, history, series):
+    """Each (key, label, marker, colour) of `series` that the history records, per epoch."""
+    labels = []
+    for key, label, marker, colour in series:
+        points = [(row['epoch'], row[key]) for row in history if row.get(key) is not None]
+        if points:
+            axis.plot([e for e, _ in points], [v for _, v in points], marker=marker, color=colour)
+            labels.append(label)
+    axis.legend(labels)
+
+
+def masked_view(pixels, mask, grey=0.5):
+    """What the encoder is shown: `pixels` [K, 3, T, H, W] with the masked 2x16x16 tubelets
+    (`mask` [K, tokens], True = masked) painted `grey`."""
+    clips, _, frames, height, width = pixels.shape
+    grid = mask.reshape(clips, -1, height // 16, width // 16).to(pixels.dtype)
+    hidden = grid.repeat_interleave(frames // grid.shape[1], 1).repeat_interleave(16, 2).repeat_interleave(16, 3)
+    return pixels * (1 - hidden[:, None]) + grey * hidden[:, None]
+
+
+def save_reconstruction_png(pixels, mask, reconstruction, path, title='', max_frames=8):
+    """Masked-autoencoder pre-training, as a person checks it: for each clip a row of its
+    frames, the same frames with the masked tubelets greyed out, and the model's
+    reconstruction (visible tubelets as they are, masked ones predicted). `pixels` and
+    `reconstruction` [K, 3, T, H, W] in [0, 1], `mask` [K, tokens] (True = masked, tokens in
+    the patch embedding's time, row, column order). Writes the PNG and returns it as an
+    [H, W, 3] uint8 array (for TensorBoard)."""
+    import os
+    clips, frames = pixels.shape[0], pixels.shape[2]
+    masked = masked_view(pixels, mask)
+    shown = np.unique(np.linspace(0, frames - 1, min(frames, max_frames)).round().astype(int))
+    rows = [(name, images) for clip in range(clips)
+            for name, images in ((f'clip {clip + 1}', pixels[clip]), ('masked', masked[clip]),
+                                 ('reconstruction', reconstruction[clip]))]
+    fig, axes = plt.subplots(len(rows), len(shown), figsize=(1.6 * len(shown), 1.6 * len(rows)),
+                             squeeze=False)
+    for row, (name, images) in enumerate(rows):
+        for column, frame in enumerate(shown):
+            axis = axes[row][column]
+            axis.imshow(images[:, frame].permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column == 0:
+                axis.set_ylabel(name, fontsize=8)
+            if row == 0:
+                axis.set_title(f'frame {frame + 1}', fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    fig.savefig(path, dpi=100)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image

@@ -19,6 +19,7 @@ from models.weights import WeightsError, load_converted
 from utils.checkpoint import CheckpointError, save_atomic
 
 from . import SOURCES, read_weights, settings_of
+from .common import KIND_PRETRAIN
 
 
 def build_convert_parser():
@@ -35,8 +36,11 @@ def build_convert_parser():
 
 def implied_settings(converted):
     """{config key: value} a converted file implies: the model in it (MODEL_NAME, BACKBONE,
-    DATASET.CLASS_NUM), its architecture options and its input convention."""
+    DATASET.CLASS_NUM; TRAIN.TASK 'pretrain' for a masked autoencoder, so that it is written
+    whole, decoder included), its architecture options and its input convention."""
     implied = {'MODEL_NAME': converted.model_name, 'BACKBONE': converted.options['BACKBONE']}
+    if converted.kind == KIND_PRETRAIN:
+        implied['TRAIN.TASK'] = 'pretrain'
     if converted.num_classes is not None:
         implied['DATASET.CLASS_NUM'] = converted.num_classes
     implied.update(settings_of(converted, converted.model_name))

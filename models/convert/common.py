@@ -24,7 +24,8 @@ ARCHITECTURE_KEYS = ('MODEL.SLOWFAST_ALPHA', 'MODEL.SLOWFAST_BETA_INV', 'MODEL.S
                      'MODEL.SLOWFAST_LATERAL', 'MODEL.SLOWFAST_SLOW_FRAMES',
                      'MODEL.STEM_TEMPORAL_STRIDE', 'MODEL.INFLATE_BASIC_CONV2', 'MODEL.TSM_SHIFT_DIV',
                      'MODEL.LAYER_NORM_EPS', 'MODEL.FC_NORM_EPS', 'MODEL.NON_LOCAL',
-                     'MODEL.NON_LOCAL_SUBSAMPLE', 'MODEL.NON_LOCAL_SCALED')
+                     'MODEL.NON_LOCAL_SUBSAMPLE', 'MODEL.NON_LOCAL_SCALED',
+                     'MODEL.DECODER_DEPTH', 'MODEL.DECODER_WIDTH')
 
 
 # What a weight file holds (Converted.kind), as its converter declares it; models.weights
@@ -42,7 +43,13 @@ KIND_3D_BACKBONE = '3d_backbone'
 """A 3D network without a usable classifier (no source produces one yet)."""
 KIND_ENCODER = 'encoder'
 """A transformer encoder without a classifier (a VideoMAE file without its head)."""
-KINDS = (KIND_MODEL, KIND_2D_BACKBONE, KIND_3D_BACKBONE, KIND_ENCODER)
+KIND_PRETRAIN = 'masked_autoencoder'
+"""A VideoMAE pre-training model: encoder and pixel decoder, no classifier (the VideoMAE
+repository's pre-training checkpoint.pth, Hugging Face VideoMAEForPreTraining, our TRAIN.TASK
+pretrain runs), in models/videomae_pretrain.py's names (`encoder.`, `decoder.`,
+`encoder_to_decoder`, `mask_token`). Loaded whole into a VideoMAEPretrain; its encoder alone
+into a VideoMAE classification model (fine-tuning), the decoder dropped."""
+KINDS = (KIND_MODEL, KIND_2D_BACKBONE, KIND_3D_BACKBONE, KIND_ENCODER, KIND_PRETRAIN)
 
 
 @dataclass
@@ -203,6 +210,34 @@ def identity_bn(state_dict, prefix, channels, eps=1e-5):
                        f'{prefix}.num_batches_tracked': torch.tensor(0)})
 
 
+# ---------------------------------------------------------------- VideoMAE pre-training
+# the names of a pre-training model (models/videomae_pretrain.py, the VideoMAE repository's)
+MAE_FIRST_CONV = 'encoder.patch_embed.proj.weight'
+MAE_PARTS = r'(encoder\.(patch_embed\.proj|blocks\.\d+\.[\w.]+|norm)|decoder\.(blocks\.\d+\.[\w.]+|norm|head))' \
+            r'\.(weight|bias|q_bias|v_bias)|encoder_to_decoder\.weight|mask_token'
+VIT_WIDTHS = {384: 'vit_small', 768: 'vit_base'}
+
+
+def is_masked_autoencoder(state_dict):
+    """True for a VideoMAE pre-training state in our (its repository's) names: an encoder's
+    tubelet embedding and a decoder's pixel head."""
+    conv = state_dict.get(MAE_FIRST_CONV) if isinstance(state_dict, dict) else None
+    return getattr(conv, 'dim', lambda: 0)() == 5 and 'decoder.head.weight' in state_dict
+
+
+def masked_autoencoder_options(state_dict, source):
+    """BACKBONE, MODEL.DECODER_DEPTH and MODEL.DECODER_WIDTH of a pre-training state, read
+    off its tensors (the files carry no config we can read); a key outside the model's
+    names (a learnt position table, an encoder head) is a WeightsError naming it."""
+    rename(state_dict, [(MAE_PARTS, r'\g<0>')], source)
+    width = int(state_dict[MAE_FIRST_CONV].shape[0])
+    if width not in VIT_WIDTHS:
+        raise WeightsError(f'{source}: an encoder {width} wide; VideoMAE ViT-S is 384, ViT-B 768')
+    depth = len({k.split('.')[2] for k in state_dict if k.startswith('decoder.blocks.')})
+    return {'BACKBONE': VIT_WIDTHS[width], 'MODEL.DECODER_DEPTH': depth,
+            'MODEL.DECODER_WIDTH': int(state_dict['decoder.head.weight'].shape[1])}
+
+
 def has_key(state_dict, pattern):
     compiled = re.compile(pattern)
     return any(compiled.fullmatch(k) for k in state_dict)
@@ -244,7 +279,7 @@ def guess_model_name(state_dict):
     """Our MODEL_NAME from our own parameter names (TSM has TSN's names: 'tsn')."""
     if 'backbone.stem.conv_xy.weight' in state_dict:
         return 'x3d'
-    if 'backbone.patch_embed.proj.weight' in state_dict:
+    if 'backbone.patch_embed.proj.weight' in state_dict or is_masked_autoencoder(state_dict):
         return 'videomae'
     if 'backbone.stem.0.weight' in state_dict:
         return video_resnet_variant(state_dict, 'backbone.')
