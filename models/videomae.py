@@ -151,6 +151,16 @@ class VideoViT(nn.Module):
         return self.fc_norm(x.mean(dim=1))
 
 
+def vit_layer_of(name, prefix, depth):
+    """A ViT parameter's depth for layer-wise LR decay: 0 the patch embedding (under
+    `prefix`), i + 1 block i, depth + 1 everything else."""
+    if name.startswith(prefix + 'patch_embed.'):
+        return 0
+    if name.startswith(prefix + 'blocks.'):
+        return int(name[len(prefix):].split('.')[1]) + 1
+    return depth + 1
+
+
 def init_vit_weights(module):
     """VideoMAE's initialisation: Xavier-uniform linear layers with zero biases, unit
     LayerNorms (the patch embedding keeps PyTorch's default)."""
@@ -178,12 +188,7 @@ class VideoMAE(nn.Module):
     def layer_of(self, name):
         """Depth of a parameter for layer-wise LR decay: 0 the patch embedding, i + 1 block i,
         depth + 1 the rest (fc_norm, head)."""
-        depth = len(self.backbone.blocks)
-        if name.startswith('backbone.patch_embed.'):
-            return 0
-        if name.startswith('backbone.blocks.'):
-            return int(name.split('.')[2]) + 1
-        return depth + 1
+        return vit_layer_of(name, 'backbone.', len(self.backbone.blocks))
 
     def forward_features(self, x):
         return self.backbone(x)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .errors import ModelOptionError, check_option
 from .videomae import (PATCH, SIZES, TUBELET, Block, block_rates, init_vit_weights, patch_embedding,
-                       position_table, run_blocks)
+                       position_table, run_blocks, vit_layer_of)
 
 # the published decoder of each encoder size: (width, heads); VideoMAE's scripts use depth 4
 DECODER_WIDTH = {'vit_small': 192, 'vit_base': 384}
@@ -184,9 +184,4 @@ class VideoMAEPretrain(nn.Module):
     def layer_of(self, name):
         """Depth for layer-wise LR decay (as the fine-tuning model counts it): the patch
         embedding 0, encoder block i i + 1, everything else (norm, decoder) depth + 1."""
-        depth = len(self.encoder.blocks)
-        if name.startswith('encoder.patch_embed.'):
-            return 0
-        if name.startswith('encoder.blocks.'):
-            return int(name.split('.')[2]) + 1
-        return depth + 1
+        return vit_layer_of(name, 'encoder.', len(self.encoder.blocks))

@@ -63,3 +63,22 @@ def test_pretrain_memory_bench_shows_checkpointing_saving_memory_and_ends_with_i
     assert checkpoint_ratio == pytest.approx(checkpointed[0] / plain[0], rel=0.01)
     assert bf16_ratio == pytest.approx(rows['bf16 autocast'][0] / plain[0], rel=0.01)
     assert all(row[3] > 0 for row in rows.values())            # s per step
+
+
+@pytest.mark.slow
+def test_pretrain_gain_runs_its_three_trainings_and_ends_with_its_line(tmp_path):
+    """The learning check's pipeline on the tiny set, one epoch each (its figures mean nothing
+    there; the measured ones are in docs/pretraining.md): pre-training, then both
+    fine-tunings, the pre-trained one from the pre-training's best.pth."""
+    lines = run_benchmark('pretrain_gain', '--tiny', '--pretrain-epochs', '1', '--finetune-epochs', '1',
+                          '--clip-len', '4', '--root', str(tmp_path / 'data'),
+                          '--snapshot', str(tmp_path / 'runs'), '--workers', '0')
+    match = re.fullmatch(r'pretrain_gain: pretrain_epochs=1 finetune_epochs=1 scratch_top1=(\S+) '
+                         r'pretrained_top1=(\S+) gain=(\S+)', lines[-1])
+    assert match, lines[-1]
+    scratch, pretrained, gain = map(float, match.groups())
+    assert gain == pytest.approx(pretrained - scratch, abs=0.011)
+    assert [line.split('|')[1].strip() for line in lines if line.startswith('| from')] == [
+        'from pre-training', 'from scratch']
+    log = (tmp_path / 'runs' / 'ar_output' / 'videomae' / 'finetune_pretrained_1ep_ld1' / 'log' / 'train.log')
+    assert 'loaded the encoder of' in log.read_text(encoding='utf-8')
