@@ -32,22 +32,26 @@ TUBELET, PATCH, MLP_RATIO = 2, 16, 4
 def sinusoid_table(positions, width):
     """VideoMAE's position table [positions, width]: sin on even, cos on odd channels, with
     wavelengths 10000^(2i/width); float32 like the original."""
-    position = np.arange(int(positions))[:, None]
-    exponent = 2 * (np.arange(width) // 2) / width
-    angles = position / np.power(10000, exponent)[None, :]
-    angles[:, 0::2], angles[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
-    return torch.tensor(angles, dtype=torch.float32)
+    return torch.tensor(_cached_table(int(positions), int(width)))
 
 
 @functools.lru_cache(maxsize=32)
 def _cached_table(positions, width):
-    return sinusoid_table(positions, width)
+    """The table's float32 values as a NumPy array: a tensor made under torch.export's fake
+    mode must not be kept for later calls, so the tensor is made from it on every call."""
+    position = np.arange(int(positions))[:, None]
+    exponent = 2 * (np.arange(width) // 2) / width
+    angles = position / np.power(10000, exponent)[None, :]
+    angles[:, 0::2], angles[:, 1::2] = np.sin(angles[:, 0::2]), np.cos(angles[:, 1::2])
+    table = angles.astype(np.float32)
+    table.flags.writeable = False
+    return table
 
 
 def position_table(tokens, width, reference):
     """The position table for `tokens` tokens of `width` channels, on `reference`'s device and
     in its dtype (computed once per size, in float32, then cast)."""
-    return _cached_table(int(tokens), int(width)).to(device=reference.device, dtype=reference.dtype)
+    return sinusoid_table(tokens, width).to(device=reference.device, dtype=reference.dtype)
 
 
 class DropPath(nn.Module):
