@@ -81,10 +81,7 @@ def validate_epoch(run, epoch, record):
     if cfg.TRAIN.TASK == 'pretrain':
         validate_pretraining(run, epoch, record)
         return
-    candidates = [('raw', run.model, run.eval_forward)]
-    if run.ema is not None:
-        candidates.append(('ema', run.ema.module, with_autocast(run.ema.module, cfg, ctx.device)))
-    for name, module, forward in candidates:
+    for name, module, forward in run.validated_weights():
         if cfg.BN.USE_PRECISE_STATS:
             begin_epoch(run.train_loader, epoch)
             precise_bn(module, run, 'raw' if name == 'raw' else 'EMA')

@@ -82,7 +82,7 @@ def reconstruction_loss(forward, loader, cfg, ctx, picture=None):
         predicted = forward(normalize(clips), mask).float()
         pixels = clip_pixels(clips, ctx.device)
         targets = pixel_targets(pixels, cfg.MODEL.NORM_PIX_LOSS)
-        per_clip = (predicted - targets[mask].reshape(predicted.shape)).pow(2).mean(dim=(1, 2))
+        per_clip = masked_patch_loss(predicted, targets, mask, per_clip=True)
         total, count = total + float(per_clip.sum()), count + len(indices)
         if picture is not None and not picture:
             shown = slice(0, PICTURE_CLIPS)
@@ -97,11 +97,8 @@ def validate_pretraining(run, epoch, record):
     the EMA weights with TRAIN.EMA_DECAY) into `record` ('val_loss', 'val_loss_ema'),
     TensorBoard and the log, and the reconstruction picture of the raw weights
     (reconstruction/epoch_NNN.png and TensorBoard)."""
-    candidates = [('', run.eval_forward)]
-    if run.ema is not None:
-        from utils.acceleration import with_autocast
-        candidates.append(('_ema', with_autocast(run.ema.module, run.cfg, run.ctx.device)))
-    for suffix, forward in candidates:
+    for name, _, forward in run.validated_weights():
+        suffix = '' if name == 'raw' else '_ema'
         picture = [] if not suffix and run.ctx.is_main else None
         loss, videos = reconstruction_loss(forward, run.val_loader, run.cfg, run.ctx, picture)
         record[f'val_loss{suffix}'] = loss

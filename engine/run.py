@@ -77,6 +77,15 @@ class Run:
         if self.health is None:
             self.health = StepHealth(self.cfg.TRAIN.MAX_BAD_STEPS)
 
+    def validated_weights(self):
+        """[(name 'raw' or 'ema', module, forward)]: the weights each validation measures, the
+        EMA copy (TRAIN.EMA_DECAY) beside the raw ones, each called as validation calls it."""
+        from utils.acceleration import with_autocast
+        weights = [('raw', self.model, self.eval_forward)]
+        if self.ema is not None:
+            weights.append(('ema', self.ema.module, with_autocast(self.ema.module, self.cfg, self.ctx.device)))
+        return weights
+
     @property
     def checkpoint_dir(self):
         return osp.join(self.out_dir, 'checkpoints')

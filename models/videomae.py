@@ -123,6 +123,13 @@ def patch_embedding(width):
     return module
 
 
+def embed_tubelets(patch_embed, clips, width):
+    """[N, 3, T, H, W] -> tokens [N, T/2 * H/16 * W/16, width] in (time, row, column) order,
+    with the position table added."""
+    tokens = patch_embed.proj(clips).flatten(2).transpose(1, 2)
+    return tokens + position_table(tokens.shape[1], width, tokens)
+
+
 def run_blocks(blocks, x, grad_checkpoint=False):
     """`x` through every block; with `grad_checkpoint`, in training, each block's activations
     are recomputed in the backward pass rather than kept (memory for about a third more
@@ -149,8 +156,7 @@ class VideoViT(nn.Module):
         self.grad_checkpoint = grad_checkpoint
 
     def forward(self, x):
-        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        x = x + position_table(x.shape[1], self.num_features, x)
+        x = embed_tubelets(self.patch_embed, x, self.num_features)
         x = run_blocks(self.blocks, x, self.grad_checkpoint)
         return self.fc_norm(x.mean(dim=1))
 

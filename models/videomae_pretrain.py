@@ -19,10 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ModelOptionError, check_option
-from .videomae import (PATCH, SIZES, TUBELET, Block, block_rates, init_vit_weights, patch_embedding,
-                       position_table, run_blocks, vit_layer_of)
+from .videomae import (PATCH, SIZES, TUBELET, Block, block_rates, embed_tubelets, init_vit_weights,
+                       patch_embedding, position_table, run_blocks, vit_layer_of)
 
-# the published decoder of each encoder size: (width, heads); VideoMAE's scripts use depth 4
+# the published decoder width of each encoder size (heads of HEAD_WIDTH); its scripts use depth 4
 DECODER_WIDTH = {'vit_small': 192, 'vit_base': 384}
 HEAD_WIDTH = 64                 # channels per attention head, in the encoder and the decoder
 PATCH_VALUES = TUBELET * PATCH * PATCH * 3       # pixels a token predicts
@@ -73,10 +73,9 @@ def unpatchify(patches, clip_shape):
     return x.reshape(batch, channels, frames * TUBELET, height * PATCH, width * PATCH)
 
 
-def patch_statistics(pixels):
-    """Per tubelet and channel: (mean, std) [N, tokens, 1, 3] of its pixels, the unbiased std
-    plus NORM_PIX_EPS as VideoMAE normalises its targets."""
-    patches = patchify(pixels)
+def patch_statistics(patches):
+    """Per tubelet and channel of `patches` (patchify's): (mean, std) [N, tokens, 1, 3], the
+    unbiased std plus NORM_PIX_EPS as VideoMAE normalises its targets."""
     return (patches.mean(dim=-2, keepdim=True),
             patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + NORM_PIX_EPS)
 
@@ -86,25 +85,30 @@ def pixel_targets(pixels, norm_pix=True):
     tubelet's pixels normalised by its own statistics (norm_pix) or as they are."""
     patches = patchify(pixels)
     if norm_pix:
-        mean, std = patch_statistics(pixels)
+        mean, std = patch_statistics(patches)
         patches = (patches - mean) / std
     return patches.flatten(2)
 
 
-def masked_patch_loss(predicted, targets, mask):
+def masked_patch_loss(predicted, targets, mask, per_clip=False):
     """Mean squared error over the masked tokens: `predicted` [N, masked, D] (the decoder's
-    output, masked tokens in token order), `targets` [N, tokens, D], `mask` [N, tokens]."""
-    return F.mse_loss(predicted, targets[mask].reshape(predicted.shape))
+    output, masked tokens in token order), `targets` [N, tokens, D], `mask` [N, tokens].
+    `per_clip`: each clip's [N] instead (their mean is the loss: every clip hides as many)."""
+    masked = targets[mask].reshape(predicted.shape)
+    if per_clip:
+        return (predicted - masked).pow(2).mean(dim=(1, 2))
+    return F.mse_loss(predicted, masked)
 
 
 def reconstruct(predicted, pixels, mask, norm_pix=True):
     """The clip as the model sees it: visible tubelets as they are, masked ones from the
     decoder's prediction (de-normalised with the tubelet's own statistics when the targets
     were normalised). [N, 3, T, H, W], in `pixels`' units."""
-    patches = patchify(pixels).flatten(2).clone()
+    tubelets = patchify(pixels)
+    patches = tubelets.flatten(2).clone()
     guess = predicted.reshape(predicted.shape[0], -1, TUBELET * PATCH * PATCH, 3)
     if norm_pix:
-        mean, std = patch_statistics(pixels)
+        mean, std = patch_statistics(tubelets)
         guess = guess * std[mask].reshape(guess.shape[0], -1, 1, 3) + mean[mask].reshape(guess.shape[0], -1, 1, 3)
     patches[mask] = guess.reshape(-1, PATCH_VALUES).to(patches.dtype)
     return unpatchify(patches, pixels.shape)
@@ -122,8 +126,7 @@ class Encoder(nn.Module):
         self.width, self.grad_checkpoint = width, grad_checkpoint
 
     def forward(self, clips, mask):
-        tokens = self.patch_embed.proj(clips).flatten(2).transpose(1, 2)
-        tokens = tokens + position_table(tokens.shape[1], self.width, tokens)
+        tokens = embed_tubelets(self.patch_embed, clips, self.width)
         visible = tokens[~mask].reshape(tokens.shape[0], -1, self.width)
         return self.norm(run_blocks(self.blocks, visible, self.grad_checkpoint))
 

@@ -316,12 +316,6 @@ STARTS_PRETRAINING = ("pre-training continues only from a pre-training checkpoin
                       "folder, or a TRAIN.TASK pretrain run of ours), or starts from scratch (MODEL.PRETRAINED '')")
 
 
-def _is_masked_autoencoder(model):
-    """A VideoMAE pre-training model (models/videomae_pretrain.VideoMAEPretrain), by its names."""
-    own = model.state_dict()
-    return 'decoder.head.weight' in own and 'encoder.patch_embed.proj.weight' in own
-
-
 def _not_a_pretraining_file(converted, path):
     """Why a file that is not a pre-training model cannot start a VideoMAEPretrain."""
     if converted.model_name == 'videomae' and converted.kind == 'model':
@@ -382,8 +376,8 @@ def load_converted(model, converted, path, logger=None, model_name=None):
         model_name: the MODEL_NAME `model` was built as: a whole model of another MODEL_NAME
             is refused by name (without it, by the keys that do not fit).
     """
-    from .convert.common import KIND_2D_BACKBONE, KIND_MODEL, KIND_PRETRAIN
-    if _is_masked_autoencoder(model):
+    from .convert.common import KIND_2D_BACKBONE, KIND_MODEL, KIND_PRETRAIN, is_masked_autoencoder
+    if is_masked_autoencoder(model.state_dict()):
         if converted.kind != KIND_PRETRAIN:
             raise WeightsError(_not_a_pretraining_file(converted, path))
         _load_pretraining_model(model, converted, path, logger)

@@ -96,6 +96,12 @@ def test_loss_is_the_error_of_the_masked_tubelets():
     targets = torch.tensor([[[1.0] * 4, [2.0] * 4, [3.0] * 4]])
     mask = torch.tensor([[True, False, True]])
     assert masked_patch_loss(predicted, targets, mask).item() == pytest.approx((1 + 9) / 2)
+    # per clip (validation): each clip's own mean, whose mean is the loss
+    predicted, targets = torch.zeros(2, 1, 2), torch.tensor([[[1.0, -1.0], [5.0, 5.0]], [[0.0, 0.0], [2.0, 4.0]]])
+    mask = torch.tensor([[True, False], [False, True]])
+    per_clip = masked_patch_loss(predicted, targets, mask, per_clip=True)
+    assert per_clip.tolist() == [1.0, 10.0]
+    assert per_clip.mean().item() == pytest.approx(masked_patch_loss(predicted, targets, mask).item())
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients():

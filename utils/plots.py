@@ -1,4 +1,6 @@
 """PNG figures people would rather look at than numbers."""
+import os
+
 import matplotlib
 
 matplotlib.use('Agg')
@@ -91,7 +93,6 @@ def save_reconstruction_png(pixels, mask, reconstruction, path, title='', max_fr
     `reconstruction` [K, 3, T, H, W] in [0, 1], `mask` [K, tokens] (True = masked, tokens in
     the patch embedding's time, row, column order). Writes the PNG and returns it as an
     [H, W, 3] uint8 array (for TensorBoard)."""
-    import os
     clips, frames = pixels.shape[0], pixels.shape[2]
     masked = masked_view(pixels, mask)
     shown = np.unique(np.linspace(0, frames - 1, min(frames, max_frames)).round().astype(int))

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..videomae import SIZES as VIT_SIZES
 from ..weights import CLASSIFIER, WeightsError
 
 BN_PARAMS = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
@@ -215,7 +216,7 @@ def identity_bn(state_dict, prefix, channels, eps=1e-5):
 MAE_FIRST_CONV = 'encoder.patch_embed.proj.weight'
 MAE_PARTS = r'(encoder\.(patch_embed\.proj|blocks\.\d+\.[\w.]+|norm)|decoder\.(blocks\.\d+\.[\w.]+|norm|head))' \
             r'\.(weight|bias|q_bias|v_bias)|encoder_to_decoder\.weight|mask_token'
-VIT_WIDTHS = {384: 'vit_small', 768: 'vit_base'}
+VIT_WIDTHS = {width: size for size, (width, _, _) in VIT_SIZES.items()}     # 384: vit_small, ...
 
 
 def is_masked_autoencoder(state_dict):
