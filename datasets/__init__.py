@@ -18,6 +18,7 @@ from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile
                       read_class_names)
 from .transforms import ClipNormalizer, build_normalizer, build_transform
 from .video_dataset import VideoDataset
+from .video_probe import LONG_KEYFRAME_INTERVAL, survey_packets
 
 
 class DatasetConfigError(ValueError):
@@ -89,6 +90,8 @@ def build_dataset(cfg, split):
     meta_path = cfg.DATASET.TRAIN_META_PATH if split == 'train' else cfg.DATASET.VAL_META_PATH
     records = parse_metafile(meta_path, cfg.DATASET.CLASS_NUM, labelled=is_labelled(cfg))
     warn_short_samples(records, ClipSpec.from_config(cfg).min_frames, meta_path)
+    if split == 'train':
+        warn_slow_seeking(records, cfg.DATASET.VIDEO_SEQ_PATH, meta_path)
     return video_dataset(cfg, records, split)
 
 
@@ -105,6 +108,31 @@ def warn_short_samples(records, needed, meta_path):
             '%s: %d of %d samples have fewer frames than the %d the clip spans, e.g. %s with %d '
             '(%s); their frames are repeated to fill the clip', meta_path, len(short),
             len(records), needed, first.path, first.num_frames, first.where)
+
+
+def warn_slow_seeking(records, root, meta_path, probe=3):
+    """One warning when the first `probe` videos (their packets only: a few ms) have keyframes
+    far apart, which makes every sampled frame cost many decoded ones: say so and point to the
+    transcoder. Quiet for frame folders and for anything it cannot read (the loader names that)."""
+    intervals = []
+    for index in range(min(len(records), 10 * probe)):
+        record = records[index]
+        path = osp.join(root, record.path)
+        if not record.is_video or not osp.isfile(path):
+            continue
+        try:
+            intervals.append(survey_packets(path).keyframe_interval)
+        except DecodeError:
+            continue
+        if len(intervals) == probe:
+            break
+    if intervals and min(intervals) > LONG_KEYFRAME_INTERVAL:
+        logging.getLogger('dlac.data').warning(
+            '%s: its videos have keyframes up to %d frames apart (the first %d looked at): each '
+            'sampled frame costs up to that many decoded frames, so loading may starve the '
+            'model. Re-encode them once with a keyframe every 8 frames: python -m '
+            'DataTool.transcode --meta %s --root %s --out <new folder> (docs/data.md, '
+            '"Decoding speed")', meta_path, max(intervals), len(intervals), meta_path, root)
 
 
 def video_dataset(cfg, records, split, root=None, **options):

@@ -89,3 +89,60 @@ def find_videos(folder, recursive=False):
         else:
             skipped.append((path, problem))
     return videos, skipped
+
+
+# Keyframes further apart than this make random access slow: a sampled frame costs up to this
+# many decoded frames. DataTool.transcode's default is a keyframe every 8 frames.
+LONG_KEYFRAME_INTERVAL = 32
+
+
+@dataclass(frozen=True)
+class PacketSurvey:
+    """What the packets of a video stream say, read without decoding a frame."""
+    frames: int                 # packets with a picture: the frames a decoder will give
+    declared: int               # frames the container declares (0: it does not say)
+    keyframe_interval: int      # the longest run of frames from one keyframe to the next
+    keyframes: int
+    min_gap: float              # seconds between consecutive frames (by timestamps)
+    max_gap: float
+
+    @property
+    def variable_rate(self):
+        """Frame gaps that differ by more than a tenth of the shortest (and a millisecond):
+        variable frame rate, as phones and screen recorders write."""
+        return self.max_gap - self.min_gap > max(0.001, 0.1 * self.min_gap)
+
+    @property
+    def truncated(self):
+        """Fewer frames present than the container declares (a cut download whose index sits
+        at the front): a frame or two short is normal (edit lists)."""
+        return bool(self.declared) and self.declared - self.frames > max(2, self.declared // 100)
+
+
+def survey_packets(path):
+    """PacketSurvey of `path`'s first video stream (demuxing only: fast, a few ms for a clip);
+    DecodeError in plain words when it is not a video or its data breaks off."""
+    container, stream = open_video(path)
+    with container:
+        time_base = stream.time_base or Fraction(1, 90000)
+        stamps, keyframe_stamps = [], []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                stamps.append(stamp if stamp is not None else (stamps[-1] + 1 if stamps else 0))
+                if packet.is_keyframe:
+                    keyframe_stamps.append(stamps[-1])
+        except av.error.FFmpegError as err:
+            raise decode_failure(path, err, 0) from None
+        declared = int(stream.frames or 0)
+    if not stamps:
+        raise DecodeError(f'{path}: its video stream holds no frame')
+    order = sorted(stamps)
+    position = {stamp: i for i, stamp in enumerate(order)}
+    keys = sorted({position[stamp] for stamp in keyframe_stamps}) or [0]
+    runs = [later - earlier for earlier, later in zip(keys, keys[1:])] + [len(order) - keys[-1]]
+    gaps = [float((later - earlier) * time_base) for earlier, later in zip(order, order[1:])]
+    return PacketSurvey(len(order), declared, max(runs), len(keys),
+                        min(gaps, default=0.0), max(gaps, default=0.0))

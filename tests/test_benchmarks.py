@@ -82,3 +82,24 @@ def test_pretrain_gain_runs_its_three_trainings_and_ends_with_its_line(tmp_path)
         'from pre-training', 'from scratch']
     log = (tmp_path / 'runs' / 'ar_output' / 'videomae' / 'finetune_pretrained_1ep_ld1' / 'log' / 'train.log')
     assert 'loaded the encoder of' in log.read_text(encoding='utf-8')
+
+
+@pytest.mark.slow
+def test_loader_bench_transcode_measures_the_three_gops_and_ends_with_its_line(tmp_path):
+    """Long-GOP sources of 24 frames, transcoded by DataTool.transcode to GOP 8, 32 and 250,
+    2 batches each: the figures mean little at this size, only that it all runs."""
+    lines = run_benchmark('loader_bench', '--inputs', 'transcode', '--quick', '--transcode-frames',
+                          '24', '--clips', '80', '--data', str(tmp_path))
+    match = re.fullmatch(r'transcode: speedup=(\S+) size_ratio=(\S+)', lines[-1])
+    assert match, lines[-1]
+    speedup, size_ratio = map(float, match.groups())
+    assert speedup > 1 and size_ratio > 0
+    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in lines
+            if line.startswith('| tsn') or line.startswith('| dense')]
+    assert [(row[0], row[2]) for row in rows] == [
+        (case, gop) for case in ('tsn', 'dense') for gop in ('250', '8', '32', '250')]
+    assert [row[1] for row in rows[:4]] == ['long-GOP sources', 'transcoded (default)',
+                                            'transcoded', 'transcoded']
+    default = rows[1]
+    assert float(default[6]) == pytest.approx(size_ratio, abs=0.006)    # size / sources
+    assert min(float(rows[1][8]), float(rows[5][8])) == pytest.approx(speedup, abs=0.006)

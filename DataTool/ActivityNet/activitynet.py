@@ -20,6 +20,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     encoding_options,
                                      find_folder, find_video, index_videos, run_tool)
 
 ANNOTATION_FILE = 'activity_net.v1-3.min.json'
@@ -89,7 +90,7 @@ def main(argv=None):
     if args.untrimmed:
         build('activitynet', args.out, {1: untrimmed_samples(segments, label_of, videos, path)}, classes,
               args.mode, args.workers, args.short_side, args.root, flow=args.flow,
-              frame_start=args.frame_start)
+              frame_start=args.frame_start, **encoding_options(args))
         return
     subsets = {'train': [], 'val': []}
     for subset, video_id, number, start, end, label, duration in segments:
@@ -99,7 +100,8 @@ def main(argv=None):
         subsets[subset].append(Sample(f'v_{video_id}_{number}', label_of[label], video, where,
                                       start=max(0.0, start), end=end))
     build('activitynet', args.out, {1: subsets}, classes, args.mode, args.workers,
-          args.short_side, osp.join(args.out, 'clips'), flow=args.flow, frame_start=args.frame_start)
+          args.short_side, osp.join(args.out, 'clips'), flow=args.flow, frame_start=args.frame_start,
+          **encoding_options(args))
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     encoding_options,
                                      run_tool)
 from datasets.video_probe import find_videos  # noqa: E402
 
@@ -113,7 +114,8 @@ def main(argv=None):
     else:
         subsets = random_split(args.root, classes, args.val_ratio, args.seed)
     build('custom', args.out, {1: subsets}, list(classes), args.mode, args.workers,
-          args.short_side, args.root, flow=args.flow, frame_start=args.frame_start)
+          args.short_side, args.root, flow=args.flow, frame_start=args.frame_start,
+          **encoding_options(args))
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     encoding_options,
                                      find_class_folders, find_folder, run_tool, unpack_limits)
 
 VIDEO_ARCHIVE = 'hmdb51_org'
@@ -82,7 +83,8 @@ def main(argv=None):
     classes = class_names(split_dir)
     splits = {n: read_split(split_dir, video_dir, n, classes) for n in args.split}
     build('hmdb51', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,
-          flow=args.flow, frame_start=args.frame_start)
+          flow=args.flow, frame_start=args.frame_start,
+          **encoding_options(args))
 
 
 if __name__ == '__main__':

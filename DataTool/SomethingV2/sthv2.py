@@ -17,6 +17,7 @@ if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     encoding_options,
                                      find_folder, find_video, index_videos, run_tool)
 
 PREFIX = 'something-something-v2-'
@@ -90,7 +91,8 @@ def main(argv=None):
     videos = index_videos(args.root)
     subsets = {subset: read_subset(paths[subset], label_of, videos) for subset in ('train', 'val')}
     build('sthv2', args.out, {1: subsets}, classes, args.mode, args.workers, args.short_side,
-          args.root, flow=args.flow, frame_start=args.frame_start)
+          args.root, flow=args.flow, frame_start=args.frame_start,
+          **encoding_options(args))
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ if __package__ in (None, ''):
 
 from DataTool.common.archives import find_archive, unpack  # noqa: E402
 from DataTool.common.builder import (AnnotationError, Sample, argument_parser, build,  # noqa: E402
+                                     encoding_options,
                                      find_class_folders, find_folder, run_tool, unpack_limits)
 
 VIDEO_ARCHIVE = 'UCF101'
@@ -117,7 +118,8 @@ def main(argv=None):
     classes = read_class_index(osp.join(list_dir, 'classInd.txt'))
     splits = {n: read_split(list_dir, video_dir, n, classes) for n in args.split}
     build('ucf101', args.out, splits, classes, args.mode, args.workers, args.short_side, video_dir,
-          flow=args.flow, frame_start=args.frame_start)
+          flow=args.flow, frame_start=args.frame_start,
+          **encoding_options(args))
 
 
 if __name__ == '__main__':

@@ -16,9 +16,13 @@ Written under `out`:
     frames/<name>/flow_x_00001.jpg, flow_y_...         --flow; listed in meta/*_flow.txt and
                                                        described by dataset_split{N}_flow.yaml
     clips/<name>.mp4                                   video mode, time segments only
+    videos/<name>.mp4                                  video mode with --transcode
+
+--transcode (video mode) re-encodes every video to the short side and a keyframe every
+--gop frames (DataTool.common.transcoding), so the loader reaches a sampled frame by decoding
+at most that many; the clips cut from time segments are always encoded that way.
 """
 import argparse
-import multiprocessing
 import os
 import os.path as osp
 import shutil
@@ -31,14 +35,14 @@ import yaml
 
 from DataTool.common.archives import DEFAULT_MAX_RATIO, DEFAULT_MAX_TOTAL_BYTES, ArchiveError
 from DataTool.common.flow import extract_flow, finished_flow_count, flow_algorithm_note
-from DataTool.common.frames import extract_frames, finished_frame_count, resize_short_side
+from DataTool.common.frames import extract_frames, finished_frame_count
+from DataTool.common.jobs import run_parallel
 from DataTool.common.metafile import write_class_index, write_metafile
-from DataTool.common.video_io import write_video
+from DataTool.common.transcoding import (NothingToWrite, TranscodeSettings, add_encoding_options,
+                                         transcode_video)
 from DataTool.pack import parse_size
 from datasets.records import VIDEO_EXTENSIONS
-from datasets.video_probe import probe_video
-from datasets.video_reader import count_video_frames, decode_frames
-from utils.progress import progress
+from datasets.video_reader import count_video_frames
 
 SUBSETS = ('train', 'val')
 COUNT_CACHE = '.video_frame_counts.tsv'
@@ -92,23 +96,24 @@ def _prepare_frames(sample, out, short_side, flow=False, frame_start=1):
     return sample.name, count, flow_count
 
 
-def _cut_clip(sample, out, short_side):
-    """Re-encode a time segment as its own H.264 clip (written to a temporary name first)."""
-    clip = osp.join(out, 'clips', sample.name + '.mp4')
-    if not osp.isfile(clip):
-        partial = clip + '.part.mp4'
-        frames = (resize_short_side(image, short_side)
-                  for image in decode_frames(sample.video, sample.start, sample.end))
-        try:
-            write_video(partial, frames, fps=probe_video(sample.video).fps)
-        except ValueError:          # no frame in the segment
-            return osp.relpath(clip, osp.join(out, 'clips')), 0
-        os.replace(partial, clip)
-    return osp.relpath(clip, osp.join(out, 'clips')), clip
+def _encoded_video(sample, out, folder, encoding):
+    """(metafile path, frames) of `sample` re-encoded with `encoding` into out/<folder>/ (its
+    time segment only, when it has one): made now, or found finished by an earlier run."""
+    video = osp.join(out, folder, sample.name + encoding.extension)
+    if osp.isfile(video):           # only finished, verified files have the final name
+        return osp.relpath(video, osp.join(out, folder)), count_video_frames(video)
+    try:
+        count = transcode_video(sample.video, video, encoding, sample.start, sample.end, threads=1)
+    except NothingToWrite:          # a segment past the video's end: skipped as empty
+        count = 0
+    return osp.relpath(video, osp.join(out, folder)), count
 
 
-def prepare_sample(sample, mode, out, short_side, video_root, flow=False, frame_start=1):
-    """Extract or count one sample; an Outcome either way (exceptions become skips)."""
+def prepare_sample(sample, mode, out, short_side, video_root, flow=False, frame_start=1,
+                   transcode=False, encoding=TranscodeSettings()):
+    """Extract or count one sample; an Outcome either way (exceptions become skips).
+    `transcode`: video mode re-encodes the video with `encoding` into out/videos/ (segments
+    always go to out/clips/, encoded so)."""
     if not sample.video or not osp.isfile(sample.video):
         return Outcome(sample.name, skip_reason='missing', detail=sample.origin)
     if osp.getsize(sample.video) == 0:
@@ -120,9 +125,9 @@ def prepare_sample(sample, mode, out, short_side, video_root, flow=False, frame_
     try:
         if mode == 'frames':
             path, count, flow_count = _prepare_frames(sample, out, short_side, flow, frame_start)
-        elif sample.is_segment:
-            path, clip = _cut_clip(sample, out, short_side)
-            count = clip and count_video_frames(clip)
+        elif sample.is_segment or transcode:
+            path, count = _encoded_video(sample, out, 'clips' if sample.is_segment else 'videos',
+                                         encoding)
         else:
             path, count = osp.relpath(sample.video, video_root), count_video_frames(sample.video)
     except Exception as err:  # noqa: BLE001 - any decoder failure means an unreadable file
@@ -138,13 +143,9 @@ def _prepare_job(job):
     the sample is at hand, so the parent keeps no name -> sample table."""
     sample, mode = job[0], job[1]
     outcome = prepare_sample(*job)
-    cacheable = mode == 'video' and not outcome.skip_reason and not sample.is_segment
+    cacheable = (mode == 'video' and not outcome.skip_reason and not sample.is_segment
+                 and not job[7])          # transcoded: the count is the new file's
     return outcome, (f'{_file_key(sample.video)}\t{outcome.num_frames}\n' if cacheable else None)
-
-
-def _init_worker():
-    import cv2
-    cv2.setNumThreads(1)
 
 
 # ---------------------------------------------------------------- video-mode frame counts
@@ -166,39 +167,31 @@ def _read_count_cache(out):
 
 
 # ---------------------------------------------------------------- the whole dataset
-def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False, frame_start=1):
+def run_samples(samples, mode, out, short_side, video_root, workers, desc, flow=False, frame_start=1,
+                transcode=False, encoding=TranscodeSettings()):
     """Outcome per sample name, in parallel; finished work is reused. Jobs are made one at a
     time as the workers take them, so no second per-video list is held."""
-    cache = _read_count_cache(out) if mode == 'video' else {}
+    cache = _read_count_cache(out) if mode == 'video' and not transcode else {}
     outcomes, pending = {}, []           # pending: positions in `samples` still to prepare
     for position, sample in enumerate(samples):
-        unsegmented_video = (mode == 'video' and not sample.is_segment and sample.video
-                             and osp.isfile(sample.video))
+        unsegmented_video = (mode == 'video' and not transcode and not sample.is_segment
+                             and sample.video and osp.isfile(sample.video))
         cached = cache.get(_file_key(sample.video)) if unsegmented_video and cache else None
         if cached is None:
             pending.append(position)
         else:
             outcomes[sample.name] = Outcome(sample.name, osp.relpath(sample.video, video_root), cached)
     del cache
-    jobs = ((samples[i], mode, out, short_side, video_root, flow, frame_start) for i in pending)
+    jobs = ((samples[i], mode, out, short_side, video_root, flow, frame_start, transcode, encoding)
+            for i in pending)
 
     with open(osp.join(out, COUNT_CACHE), 'a', encoding='utf-8') as cache_file:
-        def record(result):
-            outcome, cache_line = result
+        for outcome, cache_line in run_parallel(_prepare_job, jobs, workers, desc, len(pending),
+                                                chunksize=16):
             outcomes[outcome.name] = outcome
             if cache_line:
                 cache_file.write(cache_line)
                 cache_file.flush()          # a crash loses no count already made
-
-        if workers <= 1 or len(pending) <= 1:
-            for job in progress(jobs, desc=desc, total=len(pending)):
-                record(_prepare_job(job))
-        else:
-            context = multiprocessing.get_context('spawn')
-            with context.Pool(workers, initializer=_init_worker) as pool:
-                for result in progress(pool.imap_unordered(_prepare_job, jobs, chunksize=16),
-                                       desc=desc, total=len(pending)):
-                    record(result)
     return outcomes
 
 
@@ -245,13 +238,16 @@ def write_dataset_config(path, name, out, mode, split, num_classes, video_root, 
 
 
 def build(name, out, splits, class_names, mode='frames', workers=1, short_side=256,
-          video_root=None, flow=False, frame_start=1):
+          video_root=None, flow=False, frame_start=1, transcode=False, gop=8, crf=23,
+          codec='h264'):
     """Prepare every sample and write the metafiles; returns {split: {subset: count}}.
 
     splits: {N: {'train': [Sample], 'val': [Sample]}}. video_root: the folder the video-mode
     metafile paths are relative to (the dataset's video folder); segments go to out/clips.
     flow: also extract optical flow (frames mode), listed in meta/{subset}_split{N}_flow.txt.
     frame_start: the number of each folder's first frame file (1, or 0 as DLAC's folders).
+    transcode: video mode re-encodes every video into out/videos (short side `short_side`, a
+    keyframe every `gop` frames, `crf`, `codec`); segments are cut with the same settings.
     """
     if mode not in ('frames', 'video'):
         raise ValueError(f"mode must be 'frames' or 'video', got {mode!r}")
@@ -261,11 +257,21 @@ def build(name, out, splits, class_names, mode='frames', workers=1, short_side=2
         print(flow_algorithm_note())
     os.makedirs(out, exist_ok=True)
     samples = _unique_samples(splits)
+    if transcode and mode != 'video':
+        raise AnnotationError('--transcode re-encodes the videos the metafiles point at: it '
+                              'needs --mode video')
+    try:
+        encoding = TranscodeSettings(short_side, gop, crf, codec)
+    except ValueError as err:
+        raise AnnotationError(f'--short-side/--gop/--crf/--codec: {err}') from None
     if mode == 'video' and any(sample.is_segment for sample in samples):
         video_root = osp.join(out, 'clips')
+    elif transcode:
+        video_root = osp.join(out, 'videos')
     outcomes = run_samples(samples, mode, out, short_side, video_root, workers,
                            desc=f'{name}: {"extracting frames" if mode == "frames" else "reading videos"}',
-                           flow=flow, frame_start=frame_start)
+                           flow=flow, frame_start=frame_start, transcode=transcode,
+                           encoding=encoding)
     skipped = write_skip_report(osp.join(out, 'skipped.txt'), samples, outcomes)
     meta = osp.join(out, 'meta')
     write_class_index(osp.join(meta, 'classInd.txt'), class_names)
@@ -351,6 +357,10 @@ def argument_parser(description, splits=(1,), unpacks_archives=False):
     parser.add_argument('--frame-start', type=int, choices=(0, 1), default=1,
                         help="number of each folder's first frame file: 1 (img_00001.jpg) or 0 "
                              "(img_00000.jpg, the original DLAC's folders); DATASET.FRAME_START")
+    parser.add_argument('--transcode', action='store_true',
+                        help='video mode: re-encode every video to --short-side with a keyframe '
+                             'every --gop frames, for fast random access (see DataTool.transcode)')
+    add_encoding_options(parser, 're-encoded videos (--transcode, clips cut from time segments)')
     if unpacks_archives:
         parser.add_argument('--max-unpacked-size', type=parse_size, metavar='SIZE',
                             default=DEFAULT_MAX_TOTAL_BYTES,
@@ -362,6 +372,11 @@ def argument_parser(description, splits=(1,), unpacks_archives=False):
                                  f'as a zip bomb does (default {DEFAULT_MAX_RATIO:g}; videos and '
                                  'JPEG frames unpack to about their own size)')
     return parser
+
+
+def encoding_options(args):
+    """The `build` keyword arguments that --transcode, --gop, --crf and --codec set."""
+    return {'transcode': args.transcode, 'gop': args.gop, 'crf': args.crf, 'codec': args.codec}
 
 
 def unpack_limits(args):
