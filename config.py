@@ -190,6 +190,8 @@ __C.TRAIN.ACCUM_STEPS = 1           # gradient accumulation: an optimizer step e
 __C.TRAIN.EMA_DECAY = 0.0           # EMA of the weights (e.g. 0.999), evaluated beside them; 0 = off
 __C.TRAIN.CLIP_GRAD = 20.0          # max gradient norm; 0 = off
 __C.TRAIN.EVAL_FREQ = 1             # validate every N epochs
+__C.TRAIN.REPORT_HTML = False       # after training, evaluate best.pth as evaluate.py does and write
+                                    # eval/ with its report page, eval/report.html
 __C.TRAIN.PRINT_FREQ = 10           # log every N iterations
 __C.TRAIN.RESUME = 'auto'           # 'auto' = last.pth if present, '' = fresh start, or a path
 __C.TRAIN.MAX_BAD_STEPS = 5         # steps with a NaN/inf loss are skipped; this many in a row

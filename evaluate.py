@@ -8,7 +8,8 @@ or fuse the saved scores of two streams (RGB and Flow, say):
 
 Views per video: VAL.NUM_CLIPS clips (dense sampling; TSN uses one clip of VAL.NUM_SEGMENTS
 segments) x VAL.NUM_CROPS crops (1, 3 or 10); softmax scores are averaged over the views.
-Writes <experiment>/eval/: report.json, per_class.csv, confusion.png, scores.npz.
+Writes <experiment>/eval/: report.json, per_class.csv, confusion.png, scores.npz, and for the
+checkpoint report.html, the run on one page (utils/report_page.py; exports get the numbers only).
 """
 import csv
 import json
@@ -37,6 +38,7 @@ from utils.metrics import mean_average_precision, per_class_accuracy, summarize,
 from utils.plots import save_confusion_png
 from utils.exported_model import TorchPredictor, exported_input, exported_module, float_model_of
 from utils.progress import progress
+from utils.report_page import write_report_page
 from utils.untrimmed import add_untrimmed_arguments, score_untrimmed, window_plan, window_starts
 from utils.whole_video import read_whole_video
 from utils.trained_model import load_model
@@ -98,7 +100,8 @@ def evaluate_model(cfg, ctx, checkpoint_path=None, exported=()):
         model = runnable_model(model.to(ctx.device), cfg, ctx, logger, ddp=False)
         reports['checkpoint'] = score_and_report(
             cfg, ctx, logger, model, build_normalizer(cfg, ctx.device), osp.join(out_dir, 'eval'),
-            {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch')})
+            {'checkpoint': osp.abspath(checkpoint_path), 'checkpoint_epoch': state.get('epoch')},
+            page=True)
     for label, kind, path in exports_to_evaluate(exported):
         module, spec = exported_module(kind, path, logger)
         normalize = exported_input(spec, cfg, path)
@@ -208,8 +211,16 @@ def compare_exports(reports, path, logger):
                     numbers['top1_difference'])
 
 
-def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source):
-    """Scores of `model` on the test set -> metrics and the files of eval_dir; the report."""
+def first_view(dataset, index):
+    """The first view [C, T, H, W] uint8 of test sample `index`, the frames the model saw
+    (the dataset's sampling is seeded by the index); None when it cannot be read again."""
+    views, _, _, bad = dataset[int(index)]
+    return None if bad != -1 else views[0]
+
+
+def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source, page=False):
+    """Scores of `model` on the test set -> metrics and the files of eval_dir; the report.
+    `page`: also eval_dir/report.html (the worst videos are read again for their frames)."""
     dataset = build_dataset(cfg, 'test')
     loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank)
     views = (cfg.VAL.NUM_SEGMENTS if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS,
@@ -240,6 +251,11 @@ def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source):
         extra['synthetic_pairs'] = pairs
     paths = [dataset.records[i].path for i in indices]
     report = write_outputs(eval_dir, cfg, metrics, scores, labels, paths, class_names, extra)
+    if page:
+        page_path = write_report_page(eval_dir, cfg, report, metrics['confusion'], scores, labels,
+                                      paths, class_names, lambda row: first_view(dataset, indices[row]),
+                                      curves_png=osp.join(exp_dir(cfg), 'curves.png'))
+        logger.info('report page: %s', page_path)
     logger.info('top1 %.2f  top5 %.2f  mean class accuracy %.2f  (%d videos%s) -> %s',
                 report['top1'], report['top5'], report['mean_class_accuracy'],
                 report['num_videos'], f', {len(unreadable)} unreadable left out' if len(unreadable)

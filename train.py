@@ -1,7 +1,8 @@
 """Train a DLAC model: python train.py [--cfg FILE] [--resume auto|PATH|''] [KEY VALUE ...]
 
 Writes SNAPSHOT_ROOT/ar_output/<MODEL_NAME>/<EXP_TAG>/: config.yaml, log/train.log,
-tensorboard/, checkpoints/{last,best}.pth, training_policy.json and curves.png.
+tensorboard/, checkpoints/{last,best}.pth, training_policy.json and curves.png; with
+TRAIN.REPORT_HTML, eval/ as evaluate.py writes it for best.pth, report.html included.
 A run with an existing last.pth continues from it (TRAIN.RESUME 'auto').
 
 Top to bottom: the config is built once and frozen (config.build_config) and saved; setup_run
@@ -10,6 +11,7 @@ each epoch is set up, trained (engine/train_step.py: one optimizer step at a tim
 accumulation, Mixup/CutMix and the EMA), validated (precise BN first; the EMA weights beside
 the raw ones), and its checkpoints and policy written.
 """
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -43,6 +45,7 @@ from engine.precise_bn import recompute_bn_stats
 from utils.stopping import GracefulStop, TrainingStopped
 from engine.pretraining import validate_pretraining
 from engine.train_state import best_fields, resume_state, save_last, write_policy
+from utils.run_facts import training_marker
 from engine.run import NullWriter, Run
 from engine.train_step import steps_in, train_one_epoch
 
@@ -237,8 +240,9 @@ def train_model(cfg, ctx):
     if start.epoch >= cfg.TRAIN.EPOCHS:
         logger.info("all %d epochs are already done (%s); pass --resume '' to train again",
                     cfg.TRAIN.EPOCHS, run.last_path)
+    marker = training_marker(run.out_dir) if ctx.is_main else contextlib.nullcontext()
     try:
-        with GracefulStop() as stop:
+        with GracefulStop() as stop, marker:      # the experiment table sees the run as training
             for epoch in range(start.epoch, cfg.TRAIN.EPOCHS):
                 resumed = epoch == start.epoch
                 first_step = start.step if resumed else 0
@@ -292,7 +296,24 @@ def train_model(cfg, ctx):
                     osp.join(run.checkpoint_dir, 'best.pth'))
     else:
         logger.info('training finished: best val top1 %s', 'n/a' if best is None else f'{best:.2f}')
+    if cfg.TRAIN.REPORT_HTML:
+        evaluate_best(run)
     return best
+
+
+def evaluate_best(run):
+    """TRAIN.REPORT_HTML: best.pth evaluated as evaluate.py evaluates it (every process scores
+    its share, the main process writes eval/ and eval/report.html)."""
+    if run.cfg.TRAIN.TASK == 'pretrain':
+        run.logger.warning('TRAIN.REPORT_HTML: a pre-training run has no classifier to evaluate; '
+                           'no report page')
+        return
+    barrier(run.ctx)                    # best.pth is written by the main process
+    best_path = osp.join(run.checkpoint_dir, 'best.pth')
+    if not osp.isfile(best_path):
+        run.logger.warning('TRAIN.REPORT_HTML: no %s to evaluate (no epoch was validated)', best_path)
+        return
+    evaluate.evaluate_model(run.cfg, run.ctx, best_path)
 
 
 def main(argv=None):

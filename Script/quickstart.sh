@@ -22,5 +22,6 @@ print(osp.join(cfg.DATASET.VIDEO_SEQ_PATH, parse_metafile(meta)[0].path))
 PY
 )
 bash Script/run_demo_m.sh --video "$video" "$@"
+bash Script/show_experiments.sh          # every run so far, in the seed's table
 echo "[quickstart] trained, evaluated, exported and ran the demo in $(( $(date +%s) - start ))s;" \
-     "results under output/ar_output/ (eval/report.json, eval/confusion.png, export/, demo/output.avi)"
+     "results under output/ar_output/ (eval/report.html: the run on one page; export/, demo/output.avi)"

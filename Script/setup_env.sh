@@ -31,6 +31,17 @@ fi
 pip_install -r requirements.txt
 if [ "${1:-}" = "--test" ]; then
   pip_install --no-deps -r requirements-test.txt     # every dependency pinned in the file
+  # the report pages are tested as a person sees them, in headless Chromium (Debian's package)
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "[setup] installing Debian's chromium (headless browser tests)"
+      apt_chromium() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+      apt_chromium || { apt-get update -qq >/dev/null && apt_chromium; } \
+        || echo "[setup] warning: could not install chromium; the browser tests will fail under CI" >&2
+    else
+      echo "[setup] note: no chromium; the browser tests need it (apt-get install chromium)" >&2
+    fi
+  fi
 fi
 "$py" -c "import torch, cv2, av, simplejpeg, easydict, tensorboardX, prefetch_generator, matplotlib, yaml, tqdm, onnx, onnxruntime" \
   || { echo "[setup] some packages failed to install; see the messages above" >&2; exit 1; }

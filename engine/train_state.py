@@ -9,6 +9,7 @@ from models import WeightsError
 from models.weights import load_into
 from utils.checkpoint import (CheckpointError, is_state_dict, load_checkpoint, load_resume_checkpoint,
                               save_atomic, tensor_checksum)
+from utils.run_facts import loader_method, parallel_facts, software_versions
 
 from .run import ResumePoint
 
@@ -106,6 +107,12 @@ def write_policy(run, replica_diff=None):
         'precise_bn': cfg.BN.USE_PRECISE_STATS and cfg.BN.NUM_BATCHES_PRECISE,
         'ema_decay': cfg.TRAIN.EMA_DECAY,
         'num_segments': cfg.DATA.NUM_SEGMENTS, 'crop_size': cfg.DATASET.CROP_SIZE,
+        'sampling': cfg.DATASET.SAMPLING, 'clip_len': cfg.DATA.CLIP_LEN,
+        'frame_interval': cfg.DATA.FRAME_INTERVAL, 'modality': cfg.MODALITY,
+        'loader': loader_method(cfg), **parallel_facts(cfg, ctx),
+        'epochs_done': len(run.history),
+        'training_time_s': round(sum(r.get('epoch_time_s') or 0 for r in run.history), 2),
+        'versions': software_versions(),
         'replica_max_abs_diff': replica_diff,
         'per_epoch': run.history,
     }

@@ -124,6 +124,7 @@ def test_two_process_ddp_trains_in_sync_and_evaluates_like_one_process(tiny_root
 
     policy = read_policy(tmp_path)
     assert policy['processes'] == 2 and policy['global_batch_size'] == 8
+    assert (policy['parallel'], policy['nodes'], policy['gpus']) == ('DDP', 1, 0)
     assert policy['lr'] == pytest.approx(0.02)                       # linear scaling
     # 24 training videos: 12 per process, 3 steps of 4 each, on both processes
     assert [row['steps_per_process'] for row in policy['per_epoch']] == [[3, 3]] * 3
@@ -264,4 +265,5 @@ def test_two_nodes_meet_through_the_c10d_rendezvous(tiny_root, tmp_path):
     assert all('--rdzv-backend c10d' in output for output in outputs)
     policy = read_policy(tmp_path)
     assert policy['processes'] == 2 and policy['per_epoch'][0]['steps_per_process'] == [3, 3]
+    assert (policy['parallel'], policy['nodes']) == ('DDP', 2)      # the table: DDP (2x1)
     assert policy['replica_max_abs_diff'] == 0.0

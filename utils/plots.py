@@ -120,3 +120,48 @@ def save_reconstruction_png(pixels, mask, reconstruction, path, title='', max_fr
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return image
+
+
+def save_per_class_accuracy_png(accuracies, class_names, path, title='Per-class accuracy'):
+    """Horizontal bars of each class's accuracy (%), worst class at the top, so the classes
+    that need attention are read first; classes without videos (NaN) are left out. Returns
+    the class names in the order drawn, top to bottom."""
+    shown = [index for index in np.argsort(accuracies, kind='stable') if not np.isnan(accuracies[index])]
+    names = [class_names[index] for index in shown]
+    values = [float(accuracies[index]) for index in shown]
+    fig, axis = plt.subplots(figsize=(8, max(2.5, 0.22 * len(shown) + 1.2)))
+    bars = axis.barh(range(len(shown)), values, color='tab:blue')
+    axis.bar_label(bars, labels=[f'{value:.0f}' for value in values], fontsize=7, padding=2)
+    axis.set_yticks(range(len(shown)))
+    axis.set_yticklabels(names, fontsize=8)
+    axis.invert_yaxis()                 # the first (worst) class on top
+    axis.set_xlim(0, 108)
+    axis.set_xlabel('accuracy (%)')
+    axis.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return names
+
+
+def save_frame_strip_png(clip, path, height=72, max_frames=16):
+    """One clip's frames side by side, `height` pixels tall: `clip` [C, T, H, W] uint8 as the
+    dataset returns it (RGB; another channel count, optical flow say, shows its first channel
+    in grey). More than `max_frames` frames are thinned evenly. Returns the number shown."""
+    import cv2
+    frames = np.asarray(clip)
+    if frames.dtype != np.uint8:
+        frames = np.clip(frames, 0, 255).astype(np.uint8)
+    if frames.shape[0] != 3:
+        frames = np.repeat(frames[:1], 3, axis=0)
+    count = frames.shape[1]
+    shown = np.unique(np.linspace(0, count - 1, min(count, max_frames)).round().astype(int))
+    width = max(1, round(frames.shape[3] * height / frames.shape[2]))
+    tiles = [cv2.resize(np.ascontiguousarray(frames[:, index].transpose(1, 2, 0)), (width, height),
+                        interpolation=cv2.INTER_AREA) for index in shown]
+    gap = np.full((height, 2, 3), 255, dtype=np.uint8)
+    strip = np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    if not cv2.imwrite(path, cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'could not write {path}')
+    return len(shown)
