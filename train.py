@@ -31,6 +31,7 @@ from utils.checkpoint import save_atomic
 from utils.cli import run_entry_point
 from utils.data_health import BadSampleTracker
 from utils.device import set_cpu_threads
+from utils.doctor import refuse_blocking
 from utils.distributed import (DistContext, barrier, broadcast_buffers, cleanup, gather_to_main,
                                init_distributed, replica_max_abs_diff, restart_count,
                                sync_batch_norm)
@@ -168,6 +169,7 @@ def prepare_data(cfg, ctx, logger):
 
 
 def run_training(cfg):
+    refuse_blocking(cfg)        # shared memory and open files: settings that would hang the loader
     ctx = init_distributed(cfg)
     try:
         return train_model(cfg, ctx)
