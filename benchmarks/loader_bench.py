@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import importlib.util
 import io
-import itertools
 import json
 import os
 import os.path as osp
@@ -382,20 +381,9 @@ def write_download(path, frames, gop=DOWNLOAD_GOP):
     """RGB frames as a download stores them: H.264 at x264's default preset and crf 23, a
     keyframe every `gop` frames and no other (scene-cut keyframes off). Written under a
     temporary name, then renamed."""
-    frames = iter(frames)
-    first = next(frames)
     partial = path + '.part.mp4'
-    with av.open(partial, 'w') as container:
-        stream = container.add_stream('libx264', rate=FPS, options={
-            'crf': str(DOWNLOAD_CRF), 'preset': 'medium', 'x264-params': 'scenecut=0'})
-        stream.height, stream.width = first.shape[:2]
-        stream.pix_fmt = 'yuv420p'
-        stream.codec_context.gop_size = gop
-        for frame in itertools.chain([first], frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(partial, frames, fps=FPS, gop=gop, options={
+        'crf': str(DOWNLOAD_CRF), 'preset': 'medium', 'x264-params': 'scenecut=0'})
     os.replace(partial, path)
 
 

@@ -28,12 +28,13 @@ class ClipSpec:
     channel_order: str = 'RGB'    # mean) / std, channels in channel_order (see ClipNormalizer)
 
     @classmethod
-    def from_config(cls, cfg):
-        """One test view: VAL.NUM_SEGMENTS segments, or one DATA.CLIP_LEN clip."""
+    def from_config(cls, cfg, num_segments=None):
+        """One test view: VAL.NUM_SEGMENTS segments (or `num_segments`: DATA.NUM_SEGMENTS for a
+        training or validation clip), or one DATA.CLIP_LEN clip."""
         flow = cfg.MODALITY == 'Flow'
         per_segment = cfg.DATA.NEW_LENGTH + (1 if cfg.MODALITY == 'RGBDiff' else 0)
         if cfg.DATASET.SAMPLING == 'segment':
-            frames = cfg.VAL.NUM_SEGMENTS * per_segment
+            frames = (num_segments or cfg.VAL.NUM_SEGMENTS) * per_segment
         else:
             frames = cfg.DATA.CLIP_LEN
         return cls(cfg.DATASET.SAMPLING, int(frames), int(cfg.DATA.FRAME_INTERVAL),

@@ -89,7 +89,7 @@ def write_policy(run, replica_diff=None):
     policy = {
         'task': cfg.TRAIN.TASK, 'model': cfg.MODEL_NAME, 'backbone': cfg.BACKBONE, 'dataset': cfg.DATASET.NAME,
         'epochs': cfg.TRAIN.EPOCHS, 'batch_size': cfg.TRAIN.BASE_BATCH_SIZE,
-        'processes': ctx.world_size, 'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
+        'global_batch_size': cfg.TRAIN.BASE_BATCH_SIZE * ctx.world_size,
         'base_lr': cfg.TRAIN.BASE_LR, 'lr_scaling': cfg.TRAIN.LR_SCALING,
         'lr': cfg.TRAIN.BASE_LR * run.lr_scale, 'lr_steps': list(cfg.TRAIN.LR_STEPS),
         'lr_decay': cfg.TRAIN.LR_DECAY, 'lr_policy': cfg.TRAIN.LR_POLICY,

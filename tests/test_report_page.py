@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import config
+from config_trained import flat_items
 import evaluate
 import train
 from browser import is_blank, render_and_check
@@ -128,6 +129,9 @@ def test_settings_highlight_what_the_run_changed(evaluated, trained):
     plain = [cells[0][2] for index, element in elements.all('tr')
              if 'changed' not in element[1].get('class', '') and (cells := elements.children(index, 'td'))]
     assert 'TRAIN.MOMENTUM' in plain and 'VAL.BATCH_SIZE' in plain
+    every_key = [key for key, _ in flat_items(config.default_config())]
+    listed = [key for key in list(changed) + plain if key in set(every_key)]
+    assert sorted(listed) == sorted(every_key)      # each setting once (other tables aside)
 
 
 def test_worst_clips_are_the_lowest_true_class_scores(evaluated):

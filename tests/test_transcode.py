@@ -205,3 +205,12 @@ def test_packet_survey_gives_the_longest_keyframe_run(tmp_path):
     assert (survey.frames, survey.declared, survey.keyframes, survey.keyframe_interval) == (45, 45, 2, 30)
     assert not survey.variable_rate and not survey.truncated
     assert survey.min_gap == survey.max_gap == pytest.approx(0.04)
+
+
+def test_write_video_options_replace_the_defaults(tmp_path):
+    frames = render_clip(1, 24, np.random.default_rng(3))
+    default, coarse = str(tmp_path / 'default.mp4'), str(tmp_path / 'coarse.mp4')
+    write_video(default, frames)
+    write_video(coarse, frames, options={'crf': '40'})
+    assert os.path.getsize(coarse) < 0.7 * os.path.getsize(default)   # crf 16 -> 40
+    assert survey_packets(coarse).frames == 24

@@ -37,6 +37,11 @@ def launched_by_torchrun():
     return 'RANK' in os.environ and 'WORLD_SIZE' in os.environ and 'LOCAL_RANK' in os.environ
 
 
+def local_processes(default=1):
+    """Processes of this run on this machine: torchrun's LOCAL_WORLD_SIZE, else `default`."""
+    return int(os.environ.get('LOCAL_WORLD_SIZE') or default)
+
+
 def restart_count():
     """How many times torchrun has restarted this worker group (0 on the first attempt)."""
     return int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 
 from config import ConfigError, build_parser, parse_config
+from datasets.clip_spec import ClipSpec
+from utils.distributed import local_processes
 
 SHM_PATH = '/dev/shm'
 SHM_MARGIN = 1.25            # /dev/shm must hold the loaders' bytes x this
@@ -86,19 +88,10 @@ def cpu_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
 
 
-def local_processes(default=1):
-    """Training processes on this machine: torchrun's LOCAL_WORLD_SIZE, else `default`."""
-    return int(os.environ.get('LOCAL_WORLD_SIZE', default))
-
-
 # ---------------------------------------------------------------- what the loaders keep
 def clip_shape(cfg):
     """The uint8 clip one training or validation sample is: [C, T, CROP, CROP]."""
-    flow = cfg.MODALITY == 'Flow'
-    per_segment = cfg.DATA.NEW_LENGTH + (1 if cfg.MODALITY == 'RGBDiff' else 0)
-    frames = (cfg.DATA.NUM_SEGMENTS * per_segment if cfg.DATASET.SAMPLING == 'segment'
-              else cfg.DATA.CLIP_LEN)
-    return (2 if flow else 3, int(frames), cfg.DATASET.CROP_SIZE, cfg.DATASET.CROP_SIZE)
+    return tuple(ClipSpec.from_config(cfg, num_segments=cfg.DATA.NUM_SEGMENTS).input_shape)
 
 
 def batch_bytes(cfg, batch_size):

@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 
 from config import default_config, to_plain
+from config_trained import flat_items
 from utils.metrics import per_class_accuracy
 from utils.plots import save_frame_strip_png, save_per_class_accuracy_png
 
@@ -41,15 +42,9 @@ figure.clip figcaption { font-size: 0.85em; }
 """
 
 
-def flat_settings(node, prefix=''):
-    """[(dotted key, value)] of a (nested) config, in its order."""
-    rows = []
-    for key, value in node.items():
-        if isinstance(value, dict):
-            rows += flat_settings(value, f'{prefix}{key}.')
-        else:
-            rows.append((prefix + key, to_plain(value)))
-    return rows
+def flat_settings(node):
+    """[(dotted key, plain value)] of a (nested) config, in its order."""
+    return [(key, to_plain(value)) for key, value in flat_items(node)]
 
 
 def settings_rows(cfg):

@@ -1,10 +1,7 @@
 """What a run ran on, for training_policy.json and the experiment table: the loader, the
 parallel method, processes, nodes and GPUs, the software versions, and whether its training
 is still going (an advisory lock the training process holds on its experiment folder)."""
-import contextlib
-import fcntl
 import functools
-import os
 import os.path as osp
 import platform
 import subprocess
@@ -12,6 +9,8 @@ import subprocess
 import torch
 
 from utils.acceleration import uses_data_parallel
+from utils.distributed import local_processes
+from utils.file_lock import is_locked, lock_if_free
 
 PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAINING_LOCK = '.training.lock'
@@ -26,8 +25,7 @@ def parallel_facts(cfg, ctx):
     """{'parallel': 'DP' or 'DDP', 'processes', 'nodes', 'gpus'}: DDP under torchrun (one GPU
     per process on GPUs), else one process, on len(GPUS) GPUs through DataParallel, one GPU,
     or the CPU (0 GPUs)."""
-    local = int(os.environ.get('LOCAL_WORLD_SIZE', ctx.world_size) or ctx.world_size)
-    nodes = max(1, ctx.world_size // max(1, local)) if ctx.distributed else 1
+    nodes = max(1, ctx.world_size // local_processes(ctx.world_size)) if ctx.distributed else 1
     if ctx.device.type != 'cuda':
         gpus = 0
     elif ctx.distributed:
@@ -58,33 +56,12 @@ def software_versions():
             'dlac_uncommitted_changes': dirty}
 
 
-@contextlib.contextmanager
 def training_marker(out_dir):
-    """Hold an advisory lock on out_dir/.training.lock while training: the operating system
-    frees it when the process ends, however it ends, so `is_training` never sees a dead run
-    as running. Yields False when another process already holds it."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(osp.join(out_dir, TRAINING_LOCK), 'a', encoding='utf-8') as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """A lock on out_dir/.training.lock to hold while training (see lock_if_free): freed when
+    the process ends, however it ends, so `is_training` never sees a dead run as running."""
+    return lock_if_free(osp.join(out_dir, TRAINING_LOCK))
 
 
 def is_training(out_dir):
     """Whether a process is training in the experiment folder `out_dir` now."""
-    path = osp.join(out_dir, TRAINING_LOCK)
-    if not osp.isfile(path):
-        return False
-    with open(path, 'a', encoding='utf-8') as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return is_locked(osp.join(out_dir, TRAINING_LOCK))

@@ -15,15 +15,17 @@ CODECS = {
 }
 
 
-def write_video(path, frames, fps=16, gop=None):
+def write_video(path, frames, fps=16, gop=None, options=None):
     """Write RGB uint8 frames (an array [T, H, W, 3] or any iterable of [H, W, 3], even H and
     W) to `path`; returns the number written. The codec follows the extension (.mp4/.mkv
     H.264, .avi MJPEG, .webm VP8). `gop`: at most this many frames between keyframes (the
-    encoder's default otherwise; MJPEG frames are all keyframes)."""
+    encoder's default otherwise; MJPEG frames are all keyframes). `options`: encoder options
+    that replace the extension's defaults, key by key (e.g. {'crf': '23'})."""
     extension = osp.splitext(path)[1].lower()
     if extension not in CODECS:
         raise ValueError(f'{path}: unsupported container; use one of {sorted(CODECS)}')
-    codec, pix_fmt, options = CODECS[extension]
+    codec, pix_fmt, defaults = CODECS[extension]
+    options = dict(defaults, **(options or {}))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     frames = iter(frames)
     first = next(frames, None)
@@ -32,7 +34,7 @@ def write_video(path, frames, fps=16, gop=None):
     height, width = first.shape[:2]
     count = 0
     with av.open(path, 'w') as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=dict(options))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if gop:
             stream.codec_context.gop_size = int(gop)

@@ -17,6 +17,7 @@ import os.path as osp
 
 import torch
 
+from ..videomae import SIZES as VIT_SIZES
 from ..videomae_pretrain import HEAD_WIDTH
 from ..weights import WeightsError
 from .common import (CLASSIFIER, IMAGENET, KIND_MODEL, KIND_PRETRAIN, MAE_FIRST_CONV, Converted, rename,
@@ -25,7 +26,7 @@ from .common import (CLASSIFIER, IMAGENET, KIND_MODEL, KIND_PRETRAIN, MAE_FIRST_
 NAME = 'huggingface'
 DESCRIPTION = ('Hugging Face transformers folder (config.json + model.safetensors): '
                'VideoMAEForVideoClassification or VideoMAEForPreTraining')
-SIZES = {(384, 12, 6): 'vit_small', (768, 12, 12): 'vit_base'}
+SIZES = {shape: size for size, shape in VIT_SIZES.items()}    # (width, depth, heads) -> BACKBONE
 TORCH_LAYER_NORM_EPS = 1e-5      # transformers' fc_norm and decoder norm: nn.LayerNorm's default
 
 
