@@ -102,7 +102,10 @@ def prepare_worker_process(worker_id=None):
     """One torch thread per loader process (the processes are the parallelism) and freed
     memory kept for reuse. Also DataLoader's worker_init_fn. OpenCV's thread count is left
     alone: cv2.setNumThreads() in a forked child hangs when the parent had used OpenCV's
-    thread pool (a test covers it)."""
+    thread pool (a test covers it). SLURM's warning (SIGUSR1) reaches every process of a job,
+    these too: it is the training process's to handle, and its default action would kill."""
+    if hasattr(signal, 'SIGUSR1'):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     torch.set_num_threads(1)
     keep_freed_memory()
 

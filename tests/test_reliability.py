@@ -353,7 +353,7 @@ def test_ctrl_c_saves_and_exits_0_and_a_second_ctrl_c_stops_at_once(tiny_root, t
     twice = TrainingProcess(overrides, tmp_path)                      # resumes at step 3
     twice.wait_for('epoch 3 [1/3]')
     twice.process.send_signal(signal.SIGINT)
-    twice.wait_for('[stop] signal 2', where='stderr')
+    twice.wait_for('[stop] SIGINT', where='stderr')
     asked = time.time()
     twice.process.send_signal(signal.SIGINT)
     code, stderr = twice.finish()

@@ -1,8 +1,9 @@
 """Stopping a training run without losing work, and a switch that fails it on purpose.
 
-`GracefulStop` turns SIGTERM (what torchrun, Slurm and `kill` send) and SIGINT (Ctrl-C) into a
-flag that the training loop checks after each step: the main process then writes last.pth
-for the step it has reached and the run exits. A second Ctrl-C stops at once.
+`GracefulStop` turns SIGTERM (what torchrun, SLURM and `kill` send), SIGINT (Ctrl-C) and SIGUSR1
+(SLURM's warning before a time limit or pre-emption, which Script/run_train_slurm.sh passes on)
+into a flag that the training loop checks after each step: the main process then writes
+last.pth for the step it has reached and the run exits. A second Ctrl-C stops at once.
 
 DLAC_FAULT_INJECT=ACTION:RANK:EPOCH:STEP (epoch and step counted from 1, as logged) makes
 process RANK, at that step, either `exit` at once (a crashed worker: exit code 1, nothing
@@ -14,11 +15,19 @@ import signal
 
 from .distributed import restart_count
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, 'SIGUSR1') else ())
+
+
+def signal_name(signum):
+    """'SIGUSR1' for 10; the number itself for one Python does not name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 class GracefulStop:
-    """Context manager: while active, SIGTERM/SIGINT set `signum` instead of killing."""
+    """Context manager: while active, SIGTERM/SIGINT/SIGUSR1 set `signum` instead of killing."""
 
     def __init__(self):
         self.signum = None
@@ -27,9 +36,11 @@ class GracefulStop:
     def _handle(self, signum, frame):
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt        # asked twice: stop now
+        if self.signum is not None:
+            return                         # the same request again (SLURM may reach a process twice)
         self.signum = signum
         # os.write, not logging or print: a signal handler may interrupt either mid-write
-        os.write(2, f'\n[stop] signal {signum}: finishing this step, then saving last.pth'
+        os.write(2, f'\n[stop] {signal_name(signum)}: finishing this step, then saving last.pth'
                     f'{"; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""}'
                     '\n'.encode())
 
@@ -52,7 +63,7 @@ class TrainingStopped(Exception):
     """Raised by the training loop after a stop signal, once its step is finished."""
 
     def __init__(self, signum, epoch, step, totals):
-        super().__init__(f'stopped by signal {signum} in epoch {epoch + 1} after step {step}')
+        super().__init__(f'stopped by {signal_name(signum)} in epoch {epoch + 1} after step {step}')
         self.signum, self.epoch, self.step, self.totals = signum, epoch, step, totals
 
 
