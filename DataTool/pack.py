@@ -9,11 +9,16 @@ under --out (one folder per split):
                               K.json {"path", "num_frames", "label", "where", "frame_ext" or
                               "video_ext"}, K.cls (the label), and K.00000.jpg ... (frames
                               mode: every frame, 0-based) or K.mp4 (video mode: the file's bytes)
-    index.json                the shards with their sample counts, and the packing settings
+    <prefix>-000000.members.json ...  each shard's member index: every member's name, tar
+                              header offset and size, by sample, and the shard's size (a
+                              local shard is read by seeking straight to the members wanted)
+    index.json                the shards with their sample counts and member index names, and
+                              the packing settings
     skipped.txt               samples left out (a missing frame or file): `<line>\t<path>\t<why>`
-Each shard is written to a temporary name, read back and compared member by member, then
-renamed and recorded in index.json: an interrupted run, started again with the same command,
-goes on after the last finished shard. Then train with
+Each shard is written to a temporary name, read back and compared member by member (the
+member index's offsets too), its member index written to a temporary name and renamed, then
+the shard renamed and recorded in index.json: an interrupted run, started again with the same
+command, goes on after the last finished shard. Then train with
     DATASET.INPUT_TYPE shards DATASET.SHARDS <out>/index.json
 """
 import argparse
@@ -31,7 +36,8 @@ if __package__ in (None, ''):
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from datasets.records import MetafileError, parse_metafile  # noqa: E402
-from datasets.shards import INDEX_FORMAT, INDEX_NAME  # noqa: E402
+from datasets.shards import (INDEX_FORMAT, INDEX_NAME, MEMBERS_FORMAT,  # noqa: E402
+                             MEMBERS_SUFFIX, member_index_name)
 from utils.progress import progress  # noqa: E402
 
 SIZE_UNITS = {'': 1, 'B': 1, 'KB': 1024, 'MB': 1024 ** 2, 'GB': 1024 ** 3, 'TB': 1024 ** 4}
@@ -71,39 +77,60 @@ TAR_END = 10240        # end-of-archive blocks, padded to tarfile's record size
 
 
 class ShardWriter:
-    """One shard at a time: written to '<name>.tmp', read back and checked, then renamed."""
+    """One shard at a time: written to '<name>.tmp', read back and checked, its member index
+    written (also by a temporary name), then renamed."""
 
     def __init__(self, out, prefix, number):
         self.name = f'{prefix}-{number:06d}.tar'
         self.path = osp.join(out, self.name)
         self.partial = self.path + '.tmp'
+        self.members_path = osp.join(out, member_index_name(self.name))
         self.archive = tarfile.open(self.partial, 'w', format=tarfile.USTAR_FORMAT)
         self.digests, self.samples, self.bytes = [], 0, TAR_END
+        self.layout = {'samples': [], 'extensions': [], 'offsets': [], 'sizes': []}
 
     def add(self, key, members):
         for extension, data in members:
             info = tarfile.TarInfo(f'{key}.{extension}')
             info.size, info.mode, info.mtime = len(data), 0o444, 0
             self.archive.addfile(info, io.BytesIO(data))
-            self.digests.append((info.name, hashlib.sha1(data).hexdigest()))
+            header = self.archive.offset - tar_bytes([(extension, data)])  # its data's header
+            self.digests.append((info.name, hashlib.sha1(data).hexdigest(), header))
+            self.layout['extensions'].append(extension)
+            self.layout['offsets'].append(header)
+            self.layout['sizes'].append(len(data))
+        self.layout['samples'].append([key, len(members)])
         self.bytes += tar_bytes(members)
         self.samples += 1
 
     def finish(self):
-        """Close, read back, compare every member, rename; the index entry."""
+        """Close, read back, compare every member and its offset, write the member index,
+        rename; the index entry."""
         self.archive.close()
         with tarfile.open(self.partial, 'r') as archive:
-            found = [(member.name, hashlib.sha1(archive.extractfile(member).read()).hexdigest())
-                     for member in archive if member.isfile()]
+            found = [(member.name, hashlib.sha1(archive.extractfile(member).read()).hexdigest(),
+                      member.offset) for member in archive if member.isfile()]
         if found != self.digests:
             bad = next((i for i, (a, b) in enumerate(zip(found, self.digests)) if a != b),
                        min(len(found), len(self.digests)))
             raise OSError(f'{self.partial}: reading back differs from what was written at '
                           f'member {bad} of {len(self.digests)}; the disk may be failing')
+        _write_synced(self.members_path, {'format': MEMBERS_FORMAT, 'shard': self.name,
+                                          'shard_bytes': osp.getsize(self.partial), **self.layout})
         with open(self.partial, 'rb') as handle:
             os.fsync(handle.fileno())
         os.replace(self.partial, self.path)
-        return {'name': self.name, 'samples': self.samples, 'bytes': osp.getsize(self.path)}
+        return {'name': self.name, 'samples': self.samples, 'bytes': osp.getsize(self.path),
+                'members': osp.basename(self.members_path)}
+
+
+def _write_synced(path, data):
+    """Compact JSON at `path`, by a synced temporary file: a reader never meets half of it."""
+    with open(path + '.tmp', 'w', encoding='utf-8') as handle:
+        json.dump(data, handle, separators=(',', ':'))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(path + '.tmp', path)
 
 
 def _settings(args):
@@ -148,8 +175,9 @@ def pack(args):
         print(f'{args.out}: already packed ({index["samples"]} samples in '
               f'{len(index["shards"])} shards)')
         return index
-    for stale in glob.glob(osp.join(args.out, '*.tar.tmp')):
-        os.remove(stale)
+    for pattern in ('*.tar.tmp', f'*{MEMBERS_SUFFIX}.tmp'):
+        for stale in glob.glob(osp.join(args.out, pattern)):
+            os.remove(stale)
     if index['next_record']:
         print(f'resuming after {len(index["shards"])} finished shards '
               f'({index["samples"]} samples, record {index["next_record"]} of {len(records)})')

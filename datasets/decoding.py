@@ -3,6 +3,10 @@
 JPEG frames are decoded by libjpeg-turbo through simplejpeg, straight to RGB, and at a reduced
 size (DCT scaling, 1/2 ... 1/8) when the stored frame is much larger than `min_side`, the short
 side the transforms resize to anyway. Other image formats go through OpenCV.
+
+When the clip's transforms begin with a crop (training's multi-scale crop, validation's centre
+crop), `decode_clip_regions` decodes only that region of each JPEG (jpeg_region.py), into one
+clip buffer, and finishes the transforms on it: the same clip, less decoding.
 """
 import os.path as osp
 
@@ -10,6 +14,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from . import jpeg_region
 from .video_reader import DecodeError, count_video_frames, load_video
 
 JPEG_SUFFIXES = ('.jpg', '.jpeg')
@@ -84,6 +89,55 @@ def gather_frames(indices, read, what):
     return frames
 
 
+def decode_clip_regions(indices, read, min_side, region_plan):
+    """The finished clip of JPEG frames `indices`, decoding only the region its transforms
+    keep. read(index) -> [(bytes, name)]: the frame's one RGB JPEG, or its flow planes' grey
+    JPEGs (x, y); region_plan(height, width) -> (box, finish) or None (Compose.region_plan
+    with the clip's rng). None, before anything is drawn from the rng, when this path does
+    not apply: the region decoder is not built, a frame is not a JPEG (by its name), or the
+    transforms do not begin with a crop of frames this size."""
+    indices = [int(i) for i in indices]
+    if not indices or jpeg_region.library() is None:
+        return None
+    first = read(indices[0])
+    if not all(name.lower().endswith(JPEG_SUFFIXES) for _, name in first):
+        return None
+    width, height, num = jpeg_region.scaled_size(first[0][0], first[0][1], min_side)
+    plan = region_plan(height, width)
+    if plan is None:
+        return None
+    (x, y, w, h), finish = plan
+    regions = np.empty((len(indices), h, w, 3 if len(first) == 1 else len(first)), dtype=np.uint8)
+    done = {}
+    for position, index in enumerate(indices):
+        if index in done:
+            regions[position] = regions[done[index]]
+            continue
+        files = first if position == 0 else read(index)
+        targets = [regions[position]] if len(files) == 1 else [
+            regions[position, :, :, plane] for plane in range(len(files))]
+        for (data, name), target in zip(files, targets):
+            jpeg_region.decode_region(data, name, num, (width, height), (x, y, w, h), target)
+        done[index] = position
+    return finish(regions)
+
+
+def folder_reader(folder, img_format='img_{:05d}.jpg', frame_start=1):
+    """read(index) -> [(bytes, path)] for frame `index` (0-based) of a frame folder."""
+    def read(index):
+        path = osp.join(folder, img_format.format(index + frame_start))
+        return [(_read_bytes(path), path)]
+    return read
+
+
+def flow_reader(folder, flow_format='flow_{}_{:05d}.jpg', frame_start=1):
+    """read(index) -> [(x bytes, path), (y bytes, path)] for flow field `index` of a folder."""
+    def read(index):
+        paths = [osp.join(folder, flow_format.format(axis, index + frame_start)) for axis in 'xy']
+        return [(_read_bytes(path), path) for path in paths]
+    return read
+
+
 def load_frame_folder(folder, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
     """Frames `indices` (0-based) of a folder holding img_00001.jpg ... (names counted from
     `frame_start`: 1, or 0 in DLAC's folders), decoded straight into the clip array."""
@@ -124,5 +178,6 @@ def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0, 
     return load_frame_folder(path, indices, img_format, min_side, frame_start)
 
 
-__all__ = ['DecodeError', 'read_image', 'decode_image_bytes', 'gather_frames', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
+__all__ = ['DecodeError', 'read_image', 'decode_image_bytes', 'gather_frames', 'decode_clip_regions',
+           'folder_reader', 'flow_reader', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
            'count_video_frames']

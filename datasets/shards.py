@@ -31,6 +31,15 @@ octal or base-256 sizes, UTF-8 names): a damaged one ends its shard like a trunc
 sample's K.json is checked (check_sample_meta: types, frame count, label within
 DATASET.CLASS_NUM, a known extension): a bad one, or any failure decoding its bytes, makes an
 unreadable sample, replaced and flagged as above.
+
+The member index: DataTool.pack writes beside each shard `<shard>.members.json` (named by the
+shard's index.json entry, "members"): every member's name, tar header offset and size, grouped
+by sample, and the shard's size. A local shard with one is read by seeking straight to each
+sample's members, and only the members keep() wants are read: no walk over every header. It is
+data like the rest: checked when loaded (check_member_index), and each member read has its tar
+header checked against it. A member index that is missing, damaged or stale (the shard re-packed
+or truncated since) is named in one warning and the shard is read by walking its tar, which
+gives the same samples; so do streams (pipe:, http:) and shards packed without one.
 """
 import collections
 import contextlib
@@ -59,10 +68,17 @@ SHARD_NAME_LIMIT = 255   # a file name's length on common file systems
 FRAME_EXTENSIONS = ('jpg', 'jpeg', 'png')
 VIDEO_FILE_EXTENSIONS = tuple(extension.lstrip('.') for extension in VIDEO_EXTENSIONS)
 MAX_FRAMES = 2 ** 31 - 1  # what the samplers' integer arithmetic is meant for
+MEMBERS_FORMAT = 'dlac-shard-members/1'
+MEMBERS_SUFFIX = '.members.json'
+MEMBERS_LIMIT = 64 << 20  # a member index larger than this is damage (1 GB of frames: ~1 MB)
 
 
 class ShardError(ValueError):
     """Shards or their index that cannot be used; the message names them."""
+
+
+class MemberIndexError(ShardError):
+    """A shard's member index that cannot be used (the shard is then read by walking it)."""
 
 
 def open_url(url, mode='rb'):
@@ -181,12 +197,33 @@ def split_name(name):
     return (directory + '/' + key if directory else key), extension
 
 
-def read_samples(url, skip=0, take=None, keep=None):
+def read_samples(url, skip=0, take=None, keep=None, members=None):
     """Samples of one shard in order as {extension: bytes}, after leaving out the first
     `skip` (not read into memory) and up to `take` of them. keep(files so far, extension) ->
     bool may leave out members not needed (seeked over in a local file). A truncated or
     damaged tar ends the shard with a warning; the caller counts what is missing. `meta` is
-    the sample's K.json parsed (None when it is not JSON), not yet checked."""
+    the sample's K.json parsed (None when it is not JSON), not yet checked. `members`: the
+    file name of the shard's member index as index.json lists it (None: none); a local shard
+    is then read through it, and by walking its tar when it cannot be used (one warning)."""
+    if take is not None and take <= 0:
+        return
+    done = 0
+    if members is not None and _local_file(url) is not None:
+        try:
+            for files in _indexed_samples(url, members, skip, take, keep):
+                yield files
+                done += 1
+            return
+        except (ShardError, OSError) as err:
+            named = _member_index_path(url, members) or f'{members!r:.80}'
+            logger.warning('shard %s: its member index %s is not used (%s); reading the shard by '
+                           'walking its tar', url, named, ' '.join(str(err).split()) or type(err).__name__)
+    yield from _walk_samples(url, skip + done, None if take is None else take - done, keep)
+
+
+def _walk_samples(url, skip, take, keep):
+    """read_samples by walking every tar header in order: streams, shards without a member
+    index, and those whose index cannot be used."""
     position, yielded, files = -1, 0, None      # position: number of the sample being read
     try:
         with _open_shard(url) as handle:
@@ -220,6 +257,7 @@ BLOCK = 512
 CHUNK = 1 << 20              # larger reads and skips go by pieces, after a look at what is left
 LONG_NAME_LIMIT = 1 << 16    # a GNU long name or pax header larger than this is damage
 OCTAL = re.compile(rb'[0-7]+')
+FILE_TYPES = (b'0', b'\0', b'7')   # tar type flags of regular files
 
 
 def tar_members(handle, url):
@@ -247,7 +285,7 @@ def tar_members(handle, url):
             _skip_bytes(handle, _padded(size) - size, url)
             long_name = data.rstrip(b'\0') if kind == b'L' else _pax_path(data) or long_name
             continue
-        if kind in (b'0', b'\0', b'7'):
+        if kind in FILE_TYPES:
             yield _text(long_name or _ustar_name(header), url), size
         else:
             _skip_bytes(handle, _padded(size), url)
@@ -365,6 +403,190 @@ def _json_or_none(data):
         return None
 
 
+# ---------------------------------------------------------------- the member index
+MemberIndex = collections.namedtuple('MemberIndex', 'keys starts extensions offsets sizes')
+MemberIndex.__doc__ = """A shard's member index, checked: sample p has key keys[p] and the
+members starts[p] to starts[p + 1] - 1, each with its extension, tar header offset and size."""
+
+
+def member_index_name(shard_name):
+    """'train-000000.tar' -> 'train-000000.members.json', the member index beside it."""
+    stem = shard_name[:-len('.tar')] if shard_name.endswith('.tar') else shard_name
+    return stem + MEMBERS_SUFFIX
+
+
+def member_index_names(urls, index):
+    """The member index each shard of `urls` has in index.json `index` (None: packed without)."""
+    listed = {entry['name']: entry.get('members') for entry in index['shards']}
+    return [listed.get(posixpath.basename(url.split()[-1])) for url in urls]
+
+
+def _local_file(url):
+    """The local file shard `url` is, or None (a stream, or no such file)."""
+    path = local_path(url)
+    return path if path is not None and os.path.isfile(path) else None
+
+
+def _member_index_path(url, members):
+    """The member index named `members` beside local shard `url`, or None when `members` is
+    not a plain file name (as shard names are; see check_shard_name): nothing else is opened."""
+    if not (isinstance(members, str) and len(members) <= SHARD_NAME_LIMIT
+            and SHARD_NAME.fullmatch(members)):
+        return None
+    return os.path.join(os.path.dirname(local_path(url)), members)
+
+
+def _indexed_samples(url, members, skip, take, keep):
+    """read_samples of a local shard through its member index: per sample in [skip,
+    skip + take), keep() asked of each member by name, one seek and read for each kept one.
+    ShardError or OSError on anything that does not match (the caller walks the tar)."""
+    path = _member_index_path(url, members)
+    if path is None:
+        raise MemberIndexError('index.json names it with something other than a plain file '
+                               'name beside the shard')
+    shard = _local_file(url)
+    with open(shard, 'rb') as handle:
+        index = load_member_index(path, os.path.basename(shard), os.fstat(handle.fileno()).st_size)
+        stop = len(index.keys) if take is None else min(len(index.keys), skip + take)
+        for position in range(skip, stop):
+            yield _indexed_sample(handle, index, position, keep, url)
+
+
+def _indexed_sample(handle, index, position, keep, url):
+    """Sample `position`'s dict as _walk_samples makes it, reading only the kept members."""
+    key = index.keys[position]
+    files = {'__key__': key, '__position__': position}
+    for member in range(index.starts[position], index.starts[position + 1]):
+        extension = index.extensions[member]
+        if keep is not None and not keep(files, extension):
+            continue
+        files[extension] = _read_member(handle, index.offsets[member], index.sizes[member],
+                                        f'{key}.{extension}', url)
+        if extension == 'json':
+            files['meta'] = _json_or_none(files['json'])
+    return files
+
+
+def _read_member(handle, offset, size, name, url):
+    """The data of member `name` whose tar header is at `offset`, after checking that header
+    (checksum, a file, the name and size the index gives): a stale index reads as a mismatch."""
+    handle.seek(offset)
+    header = _read_exactly(handle, BLOCK, url)
+    try:
+        _check_checksum(header, url)
+        name_found, size_found = _text(_ustar_name(header), url), _member_size(header, url)
+    except ShardError:
+        raise MemberIndexError(f'byte {offset} of the shard holds no tar header, not that of the '
+                               f'file {name[:80]!r} the index lists') from None
+    kind = header[156:157]
+    if (name_found, size_found) != (name, size) or kind not in FILE_TYPES:
+        raise MemberIndexError(f'the tar header at byte {offset} is of {name_found[:80]!r} '
+                               f'({size_found} bytes, type {kind!r}), not of the file '
+                               f'{name[:80]!r} ({size} bytes) the index lists')
+    return _read_exactly(handle, size, url)
+
+
+def load_member_index(path, shard_name, shard_bytes):
+    """The member index at `path` of shard `shard_name` (`shard_bytes` long), checked: it comes
+    from where the shard came from, and re-packing or truncating the shard leaves it stale.
+    MemberIndexError says what does not fit."""
+    try:
+        with open(path, 'rb') as handle:
+            text = handle.read(MEMBERS_LIMIT + 1)
+    except OSError as err:
+        raise MemberIndexError(f'cannot read it ({err.strerror or err})') from err
+    if len(text) > MEMBERS_LIMIT:
+        raise MemberIndexError(f'it is larger than {MEMBERS_LIMIT} bytes')
+    try:
+        found = json.loads(text.decode('utf-8'))
+    except (ValueError, RecursionError) as err:
+        raise MemberIndexError(f'not JSON ({err})') from None
+    return check_member_index(found, shard_name, shard_bytes)
+
+
+def check_member_index(found, shard_name, shard_bytes):
+    """MemberIndex of a parsed member index when it is one for this shard (its name and size)
+    and its members could be that shard's, in order; else MemberIndexError saying why."""
+    kind = found.get('format') if isinstance(found, dict) else f'a JSON {type(found).__name__}'
+    if kind != MEMBERS_FORMAT:
+        raise MemberIndexError(f'format {kind!r:.60}, expected {MEMBERS_FORMAT!r}')
+    if found.get('shard') != shard_name:
+        raise MemberIndexError(f'it indexes the shard {found.get("shard")!r:.80}, not {shard_name}')
+    if type(found.get('shard_bytes')) is not int or found['shard_bytes'] != shard_bytes:
+        raise MemberIndexError(f'the shard is {shard_bytes} bytes, the index was written for '
+                               f'{found.get("shard_bytes")!r:.40} (re-packed or truncated since?)')
+    keys, starts = _sample_runs(found.get('samples'))
+    extensions = found.get('extensions')
+    if not _names_without_slash(extensions):   # so 'key.extension' splits back to both
+        raise MemberIndexError('"extensions" is not a list of extensions (strings without "/")')
+    offsets, sizes = _integers(found.get('offsets'), 'offsets'), _integers(found.get('sizes'), 'sizes')
+    if not len(extensions) == len(offsets) == len(sizes) == starts[-1]:
+        raise MemberIndexError(f'{starts[-1]} members in "samples", {len(extensions)} extensions, '
+                               f'{len(offsets)} offsets and {len(sizes)} sizes')
+    _check_layout(offsets, sizes, shard_bytes)
+    return MemberIndex(keys, starts, extensions, offsets.tolist(), sizes.tolist())
+
+
+def _sample_runs(samples):
+    """(keys, first member of each sample and the end) of "samples": [[key, member count]],
+    keys as a walk of the tar finds them (no '.' in a key's file name, none twice in a row)."""
+    if not isinstance(samples, list):
+        raise MemberIndexError(f'"samples" is {samples!r:.60}, not a list of [key, member count]')
+    keys, starts = [], [0]
+    for position, sample in enumerate(samples):
+        if not (isinstance(sample, list) and len(sample) == 2 and isinstance(sample[0], str)
+                and type(sample[1]) is int and sample[1] > 0):
+            raise MemberIndexError(f'sample {position} is {sample!r:.60}, not [key, member count]')
+        key = sample[0]
+        if '.' in key.rpartition('/')[2] or (keys and keys[-1] == key):
+            raise MemberIndexError(f'sample {position} has the key {key!r:.60}, which a walk of '
+                                   f'the tar would not find')
+        keys.append(key)
+        starts.append(starts[-1] + sample[1])
+    return keys, starts
+
+
+def _names_without_slash(values):
+    """Whether `values` is a list of strings none of which holds '/' (without a Python step
+    per member: ''.join takes nothing but strings)."""
+    try:
+        return isinstance(values, list) and '/' not in ''.join(values)
+    except TypeError:
+        return False
+
+
+def _integers(values, field):
+    """`values` as a 1-D int64 array when it is a list of integers (MemberIndexError if not:
+    numpy makes floats, strings, nested lists and integers past int64 another kind of array)."""
+    if isinstance(values, list) and not values:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        array = np.asarray(values) if isinstance(values, list) else None
+    except (ValueError, TypeError, OverflowError):
+        array = None
+    if array is None or array.ndim != 1 or array.dtype.kind != 'i':
+        raise MemberIndexError(f'"{field}" is not a list of integers')
+    return array.astype(np.int64)
+
+
+def _check_layout(offsets, sizes, shard_bytes):
+    """Members on 512-byte blocks, in order, not overlapping, the last followed by room for
+    the end-of-archive block inside the shard: every read stays inside the file."""
+    if not len(offsets):
+        return
+    if offsets.min() < 0 or sizes.min() < 0 or max(offsets.max(), sizes.max()) > shard_bytes:
+        raise MemberIndexError(f'a member offset or size is negative or past the shard\'s end '
+                               f'({shard_bytes} bytes)')
+    if (offsets % BLOCK).any():
+        raise MemberIndexError('a member offset is not on a 512-byte block')
+    ends = offsets + BLOCK + -(-sizes // BLOCK) * BLOCK
+    if (offsets[1:] < ends[:-1]).any():
+        raise MemberIndexError('members overlap or are out of order')
+    if ends[-1] + BLOCK > shard_bytes:
+        raise MemberIndexError(f'the last member ends at byte {ends[-1]}, past the end-of-archive '
+                               f'block of the shard ({shard_bytes} bytes)')
+
+
 def check_sample_meta(meta, mode, class_num, what):
     """`meta` (a sample's parsed K.json, None when unreadable) when it can make a clip of a
     shard packed in `mode`: num_frames an int from 1, label an int in [0, class_num) (class_num
@@ -405,6 +627,7 @@ class ShardDataset(IterableDataset):
         self.spec = spec
         self.class_num = class_num            # labels outside [0, class_num) are bad samples
         self.urls, self.counts, self.first, index = shard_list(spec, index_url)
+        self.member_indexes = member_index_names(self.urls, index)
         self.total = int(self.counts.sum())
         self.mode_of_packing = index.get('mode', 'frames')
         self.clips = clips
@@ -486,7 +709,8 @@ class ShardDataset(IterableDataset):
             first, got = int(self.first[shard]), 0
             keep = (lambda files, extension, first=first:
                     self._keep(files, extension, first + files['__position__']))
-            for files in read_samples(self.urls[shard], skip, take, keep=keep):
+            for files in read_samples(self.urls[shard], skip, take, keep=keep,
+                                      members=self.member_indexes[shard]):
                 yield first + skip + got, files
                 got += 1
             for lost in range(got, take):
@@ -536,6 +760,10 @@ class ShardDataset(IterableDataset):
         meta, rng = self._meta(index, files), self.clips._rng(index)
         indices = self.clips.sample_indices(meta['num_frames'], rng)
         name = f'{self.describe(index)} ({meta["path"]})'
+        if self.mode_of_packing == 'frames':     # only the crop's region, when it applies
+            clip = self.clips.clip_from_regions(indices, self._frame_reader(files, meta, name), rng)
+            if clip is not None:
+                return clip, meta['label']
         try:
             frames = self._decode(files, meta, indices, name)
         except DecodeError:
@@ -544,19 +772,29 @@ class ShardDataset(IterableDataset):
             raise DecodeError(f'{name}: cannot decode ({type(err).__name__}: {err})') from err
         return self.clips.make_clip(frames, rng), meta['label']
 
+    @staticmethod
+    def _frame_reader(files, meta, name):
+        """read(index) -> [(bytes, member name)] of a frames sample's member for frame `index`."""
+        extension = meta['frame_ext']
+
+        def read(i):
+            data = files.get(f'{i:05d}.{extension}')
+            if data is None:
+                raise DecodeError(f'{name}: frame {i} is missing from the shard')
+            return [(data, f'{name}.{i:05d}.{extension}')]
+        return read
+
     def _decode(self, files, meta, indices, name):
         if self.mode_of_packing == 'video':
             extension = meta['video_ext']
             if extension not in files:
                 raise DecodeError(f'{name}: no .{extension} member')
             return load_video_bytes(files[extension], indices, name, self.clips.min_side)
-        extension = meta['frame_ext']
+        read_member = self._frame_reader(files, meta, name)
 
         def read(i, out):
-            data = files.get(f'{i:05d}.{extension}')
-            if data is None:
-                raise DecodeError(f'{name}: frame {i} is missing from the shard')
-            return decode_image_bytes(data, f'{name}.{i:05d}.{extension}', self.clips.min_side, out)
+            (data, member), = read_member(i)
+            return decode_image_bytes(data, member, self.clips.min_side, out)
         return gather_frames(indices, read, name)
 
     def __iter__(self):

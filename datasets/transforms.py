@@ -57,6 +57,23 @@ class Compose:
             frames = transform(frames, rng)
         return frames
 
+    def region_plan(self, height, width, rng):
+        """For frames of height x width: (box, finish) when these transforms begin by keeping
+        one region of every frame (resizes that keep the size, then a crop), so a decoder
+        need only decode box = (x, y, w, h) and finish(regions) gives what __call__ gives,
+        drawing from `rng` in the same order. None, with nothing drawn, otherwise."""
+        steps = list(self.transforms)
+        while steps and isinstance(steps[0], GroupResize) and steps[0].keeps(height, width):
+            steps.pop(0)
+        if not steps or not hasattr(steps[0], 'crop_region'):
+            return None
+        planned = steps[0].crop_region(height, width, rng)
+        if planned is None:
+            return None
+        box, after_crop = planned
+        rest = Compose(steps[1:])
+        return box, lambda regions: rest(after_crop(regions), rng)
+
 
 class GroupResize:
     """Resize so the short side equals `size`, keeping the aspect ratio."""
@@ -64,12 +81,17 @@ class GroupResize:
     def __init__(self, size):
         self.size = int(size)
 
-    def __call__(self, frames, rng=None):
-        height, width = frames.shape[1:3]
+    def _new_size(self, height, width):
         if height <= width:
-            new_h, new_w = self.size, max(1, round(width * self.size / height))
-        else:
-            new_h, new_w = max(1, round(height * self.size / width)), self.size
+            return self.size, max(1, round(width * self.size / height))
+        return max(1, round(height * self.size / width)), self.size
+
+    def keeps(self, height, width):
+        """Whether frames of this size come out unchanged."""
+        return self._new_size(height, width) == (height, width)
+
+    def __call__(self, frames, rng=None):
+        new_h, new_w = self._new_size(*frames.shape[1:3])
         return _resize_frames(frames, new_w, new_h)
 
 
@@ -109,17 +131,24 @@ class GroupMultiScaleCrop:
         x, y = offsets[rng.integers(len(offsets))]
         return x, y, crop_w, crop_h
 
-    def __call__(self, frames, rng=None):
-        rng = rng if rng is not None else np.random.default_rng()
-        height, width = frames.shape[1:3]
-        x, y, crop_w, crop_h = self._crop_box(height, width, rng)
-        cropped = frames[:, y:y + crop_h, x:x + crop_w]
+    def crop_region(self, height, width, rng):
+        """(box, finish): the crop box drawn for frames of this size, and what follows the
+        crop (resize to `size`, the flip draw)."""
+        box = self._crop_box(height, width, rng)
+        return box, lambda cropped: self._resize_and_flip(cropped, rng)
+
+    def _resize_and_flip(self, cropped, rng):
         resized = _resize_frames(cropped, self.size, self.size)
         if not (self.flip and rng.random() < 0.5):
             return resized
         if resized is cropped:                   # no resize happened: the frames are the input's
             return _flip_frames(resized, np.empty_like(resized), self.flow)
         return _flip_frames(resized, resized, self.flow)
+
+    def __call__(self, frames, rng=None):
+        rng = rng if rng is not None else np.random.default_rng()
+        (x, y, crop_w, crop_h), finish = self.crop_region(*frames.shape[1:3], rng)
+        return finish(frames[:, y:y + crop_h, x:x + crop_w])
 
 
 class GroupRandomHorizontalFlip:
@@ -144,6 +173,13 @@ def _crop(frames, x, y, size):
 class GroupCenterCrop:
     def __init__(self, size):
         self.size = int(size)
+
+    def crop_region(self, height, width, rng=None):
+        """(box, finish) for frames of this size; None when the crop does not fit inside."""
+        if min(height, width) < self.size:
+            return None
+        return ((width - self.size) // 2, (height - self.size) // 2, self.size, self.size), (
+            lambda cropped: cropped)
 
     def __call__(self, frames, rng=None):
         height, width = frames.shape[-3:-1]

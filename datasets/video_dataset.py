@@ -1,4 +1,5 @@
 """VideoDataset: metafile records -> (uint8 clip tensor, label, index, bad sample index or -1)."""
+import functools
 import logging
 import os.path as osp
 
@@ -6,7 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .decoding import DecodeError, load_flow_folder, load_frames
+from .decoding import (DecodeError, decode_clip_regions, flow_reader, folder_reader,
+                       load_flow_folder, load_frame_folder, load_video)
 from .records import RecordTable
 from .sampling import dense_indices, segment_indices
 
@@ -89,13 +91,28 @@ class VideoDataset(Dataset):
     def load_record(self, record, rng):
         """The clip (or test views) of one VideoRecord, sampled and transformed with `rng`."""
         indices = self.sample_indices(record.num_frames, rng)
+        path = osp.join(self.root, record.path)
         if self.modality == 'Flow':
-            frames = load_flow_folder(osp.join(self.root, record.path), indices, self.flow_format,
-                                      self.min_side, self.frame_start)
+            read = flow_reader(path, self.flow_format, self.frame_start)
+            load = functools.partial(load_flow_folder, path, indices, self.flow_format,
+                                     self.min_side, self.frame_start)
+        elif record.is_video or osp.isfile(path):       # FFmpeg goes by content, not by name
+            return self.make_clip(load_video(path, indices, self.min_side), rng)
         else:
-            frames = load_frames(self.root, record, indices, self.img_format, self.min_side,
-                                 self.frame_start)
-        return self.make_clip(frames, rng)
+            read = folder_reader(path, self.img_format, self.frame_start)
+            load = functools.partial(load_frame_folder, path, indices, self.img_format,
+                                     self.min_side, self.frame_start)
+        clip = self.clip_from_regions(indices, read, rng)
+        return clip if clip is not None else self.make_clip(load(), rng)
+
+    def clip_from_regions(self, indices, read, rng):
+        """The clip decoded region by region (decoding.decode_clip_regions) when the transform
+        allows it, else None. Test views (several crops of each frame) decode whole frames."""
+        plan = getattr(self.transform, 'region_plan', None)
+        if self.mode == 'test' or plan is None:
+            return None
+        return decode_clip_regions(indices, read, self.min_side,
+                                   lambda height, width: plan(height, width, rng))
 
     def make_clip(self, frames, rng):
         """Decoded frames (sample_indices' order) -> the transformed clip, or the test views."""

@@ -103,3 +103,21 @@ def test_loader_bench_transcode_measures_the_three_gops_and_ends_with_its_line(t
     default = rows[1]
     assert float(default[6]) == pytest.approx(size_ratio, abs=0.006)    # size / sources
     assert min(float(rows[1][8]), float(rows[5][8])) == pytest.approx(speedup, abs=0.006)
+
+
+@pytest.mark.slow
+def test_loader_bench_frames_ends_with_the_ratios_at_the_decode_limit(tmp_path):
+    """--quick: TSN frames at the stored size and at 2x, one round of 64 clips: only that it
+    runs and that the last line's ratios are the table's."""
+    lines = run_benchmark('loader_bench', '--quick', '--clips', '64', '--data', str(tmp_path))
+    match = re.fullmatch(r'loader: ours_clips_per_s=(\S+) limit_clips_per_s=(\S+) limit_ratio=(\S+) '
+                         r'naive_speedup=(\S+) stored_2x_limit_ratio=(\S+) shards_ratio=(\S+)', lines[-1])
+    assert match, lines[-1]
+    ours, limit, ratio, _, ratio_2x, shards_ratio = map(float, match.groups())
+    assert ratio == pytest.approx(ours / limit, abs=0.006)
+    shards = re.fullmatch(r'shards: clips_per_s=(\S+) frames_clips_per_s=(\S+) .*', lines[-2])
+    assert shards_ratio == pytest.approx(float(shards.group(1)) / float(shards.group(2)), abs=0.006)
+    rows = {tuple(cell.strip() for cell in line.strip('|').split('|')[:3]): line for line in lines
+            if line.startswith('| tsn frames2x')}
+    row_2x = rows[('tsn frames2x', 'ours: SuperLoader', '1')]
+    assert float(row_2x.split('|')[5]) == pytest.approx(ratio_2x, abs=0.006)

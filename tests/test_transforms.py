@@ -109,3 +109,14 @@ def test_crop_with_flip_equals_crop_then_flip(clip):
     for seed in range(12):      # crops that need no resize are flipped into a new array
         GroupMultiScaleCrop(clip.shape[1], scales=[1.0], flip=True)(clip, np.random.default_rng(seed))
     assert np.array_equal(clip, untouched)
+
+
+def test_multi_scale_crop_flips_by_each_clips_own_draw():
+    """The flip is drawn from the clip's rng after the crop box: about half the clips, the
+    same clips for the same seeds (a fixed draw would flip all or none)."""
+    from datasets.transforms import GroupMultiScaleCrop
+    frames = np.tile(np.arange(40, dtype=np.uint8)[None, None, :, None], (2, 40, 1, 3))
+    crop = GroupMultiScaleCrop(40, [1.0], flip=True)
+    flipped = [crop(frames, np.random.default_rng(seed))[0, 0, 0, 0] == 39 for seed in range(40)]
+    assert 10 < sum(flipped) < 30
+    assert flipped == [crop(frames, np.random.default_rng(seed))[0, 0, 0, 0] == 39 for seed in range(40)]
