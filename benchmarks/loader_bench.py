@@ -19,9 +19,9 @@ region (datasets/jpeg_region.py) while the limit decodes whole frames. For each 
           and in the calling process (0 workers); and (frames) SuperLoader with 1 worker
           decoding whole frames, as without the JPEG region decoder: the same clips.
   shards  (frames only) the same frame folders packed by DataTool.pack into one tar, read by
-          ShardDataset through DataLoaderX with 1 and 2 workers: each sample's tar members are
-          streamed in order and only its sampled frames decoded; the ratio to the frame
-          folders (DataLoaderX, 1 worker) is printed below each case.
+          ShardDataset through DataLoaderX with 1 and 2 workers: through the shard's member
+          index, only each sample's JSON and sampled frames are read (seeked to) and decoded;
+          the ratio to the frame folders (DataLoaderX, 1 worker) is printed below each case.
 Clips per second are medians over --repeats rounds (each round runs every method once, so
 a shared machine's drifting speed hits all alike), each timed after its first batch (worker
 start-up left out). On a machine with a GPU, two more rows per case: SuperLoader with 1 and 2 workers, each batch
@@ -339,12 +339,8 @@ def make_loader(name, dataset, workers):
 def whole_frames(measure):
     """measure() with the JPEG region decoder switched off, as when it is not built: whole
     frames decoded, then cropped (the baseline for the region decoding, the same clips)."""
-    built = jpeg_region._loaded
-    jpeg_region._loaded = False          # the loader's workers are forked while it is off
-    try:
+    with jpeg_region.switched_off():     # the loader's workers are forked while it is off
         return measure()
-    finally:
-        jpeg_region._loaded = built
 
 
 def normalize_rate(dataset):

@@ -169,15 +169,20 @@ def load_flow_folder(folder, indices, flow_format='flow_{}_{:05d}.jpg', min_side
     return frames
 
 
+def is_video_file(record, path):
+    """Whether record's `path` is read as a video: its name says so, or it is a file (a file
+    whose name does not say video is still decoded as one: FFmpeg goes by content)."""
+    return record.is_video or osp.isfile(path)
+
+
 def load_frames(root, record, indices, img_format='img_{:05d}.jpg', min_side=0, frame_start=1):
-    """Dispatch on the record: video file or frame folder under `root` (a file whose name does
-    not say video is still decoded as one: FFmpeg goes by content)."""
+    """Dispatch on the record: video file or frame folder under `root` (is_video_file)."""
     path = osp.join(root, record.path)
-    if record.is_video or osp.isfile(path):
+    if is_video_file(record, path):
         return load_video(path, indices, min_side)
     return load_frame_folder(path, indices, img_format, min_side, frame_start)
 
 
 __all__ = ['DecodeError', 'read_image', 'decode_image_bytes', 'gather_frames', 'decode_clip_regions',
-           'folder_reader', 'flow_reader', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
+           'folder_reader', 'flow_reader', 'is_video_file', 'load_frame_folder', 'load_flow_folder', 'load_video', 'load_frames',
            'count_video_frames']

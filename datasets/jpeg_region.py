@@ -13,6 +13,7 @@ The pixels equal a whole-frame decode's (islow IDCT, fancy upsampling, a margin 
 around the region), so clips are bit-identical either way; tests check it against simplejpeg.
 """
 import argparse
+import contextlib
 import ctypes
 import os
 import os.path as osp
@@ -71,6 +72,19 @@ def library():
                 ctypes.c_int, ubyte_p, ctypes.c_long, ctypes.c_long, ctypes.c_char_p]
             _loaded = lib
     return _loaded or None
+
+
+@contextlib.contextmanager
+def switched_off():
+    """Within: as if the library were not built (whole frames decoded; the benchmark's
+    baseline). Loader workers forked within keep it off."""
+    global _loaded
+    built = _loaded
+    _loaded = False
+    try:
+        yield
+    finally:
+        _loaded = built
 
 
 def _as_bytes(data):

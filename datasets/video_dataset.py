@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .decoding import (DecodeError, decode_clip_regions, flow_reader, folder_reader,
-                       load_flow_folder, load_frame_folder, load_video)
+                       is_video_file, load_flow_folder, load_frame_folder, load_video)
 from .records import RecordTable
 from .sampling import dense_indices, segment_indices
 
@@ -96,7 +96,7 @@ class VideoDataset(Dataset):
             read = flow_reader(path, self.flow_format, self.frame_start)
             load = functools.partial(load_flow_folder, path, indices, self.flow_format,
                                      self.min_side, self.frame_start)
-        elif record.is_video or osp.isfile(path):       # FFmpeg goes by content, not by name
+        elif is_video_file(record, path):
             return self.make_clip(load_video(path, indices, self.min_side), rng)
         else:
             read = folder_reader(path, self.img_format, self.frame_start)

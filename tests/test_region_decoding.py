@@ -117,16 +117,24 @@ def dataset(cfg, root, records, mode, **options):
                         img_format=options.pop('img_format', 'img_{:05d}.jpg'), **options)
 
 
-def clips_both_ways(data, monkeypatch, samples=12):
-    """(clips with region decoding, clips decoding whole frames, regions decoded)."""
+def counting_regions(monkeypatch):
+    """The names of the JPEGs jpeg_region.decode_region decodes from now on."""
     used = []
     real = jpeg_region.decode_region
     monkeypatch.setattr(jpeg_region, 'decode_region', lambda *a: used.append(a[1]) or real(*a))
+    return used
+
+
+def clips_both_ways(data, monkeypatch, samples=12):
+    """(clips with region decoding, clips decoding whole frames, regions decoded)."""
+    used = counting_regions(monkeypatch)
     regions = [data[i][0] for i in range(samples)]
-    monkeypatch.setattr(jpeg_region, '_loaded', False)            # as when it is not built
-    whole = [data[i][0] for i in range(samples)]
+    decoded = len(used)
+    with jpeg_region.switched_off():                               # as when it is not built
+        whole = [data[i][0] for i in range(samples)]
+    assert len(used) == decoded and jpeg_region.library() is not None   # off, then on again
     monkeypatch.undo()
-    return regions, whole, len(used)
+    return regions, whole, decoded
 
 
 @pytest.mark.parametrize('mode', ['train', 'val'])
@@ -235,12 +243,10 @@ def test_shard_clips_are_bit_identical_with_and_without_region_decoding(cfg, cam
                            '--out', str(tmp_path / 'shards')]) == 0
     shard_set = ShardDataset(str(tmp_path / 'shards' / 'index.json'),
                              dataset(cfg, tmp_path / 'frames', records, 'train'), shuffle_buffer=1)
-    used = []
-    real = jpeg_region.decode_region
-    monkeypatch.setattr(jpeg_region, 'decode_region', lambda *a: used.append(a[1]) or real(*a))
+    used = counting_regions(monkeypatch)
     regions = list(shard_set)
-    monkeypatch.setattr(jpeg_region, '_loaded', False)
-    whole = list(shard_set)
+    with jpeg_region.switched_off():
+        whole = list(shard_set)
     assert used and all('.jpg' in name for name in used)        # member names, in errors too
     assert len(regions) == len(whole) == 3
     for ours, theirs in zip(regions, whole):
