@@ -222,7 +222,8 @@ def score_and_report(cfg, ctx, logger, model, normalize, eval_dir, source, page=
     """Scores of `model` on the test set -> metrics and the files of eval_dir; the report.
     `page`: also eval_dir/report.html (the worst videos are read again for their frames)."""
     dataset = build_dataset(cfg, 'test')
-    loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank)
+    loader = build_loader(cfg, dataset, 'test', num_replicas=ctx.world_size, rank=ctx.rank,
+                          report_dir=osp.join(exp_dir(cfg), 'log'))
     views = (cfg.VAL.NUM_SEGMENTS if cfg.DATASET.SAMPLING == 'segment' else cfg.VAL.NUM_CLIPS,
              cfg.VAL.NUM_CROPS)
     view_text = (f'{views[0]} segments x {views[1]} crops' if cfg.DATASET.SAMPLING == 'segment'

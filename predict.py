@@ -203,7 +203,7 @@ def run_prediction(cfg, args):
         ctx = DistContext(device=select_device(cfg))
         scores, names = checkpoint_scorer(cfg, ctx, logger, model_path)
     dataset = VideoFiles(todo, cfg)
-    loader = build_loader(cfg, dataset, 'test')
+    loader = build_loader(cfg, dataset, 'test', report_dir=osp.join(out_dir, 'log'))
     short = ShortVideoWarning(logger, ClipSpec.from_config(cfg).min_frames)
     counts = {'predicted': 0, 'unreadable': 0, 'out': out_dir}
     bar = progress(None, desc='predict', total=len(todo), unit='video')

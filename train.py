@@ -198,8 +198,11 @@ def setup_run(cfg, ctx):
                     ctx.backend, restart_count() + 1)
 
     train_set, val_set = build_dataset(cfg, 'train'), build_dataset(cfg, 'val')
-    train_loader = build_loader(cfg, train_set, 'train', num_replicas=ctx.world_size, rank=ctx.rank)
-    val_loader = build_loader(cfg, val_set, 'val', num_replicas=ctx.world_size, rank=ctx.rank)
+    log_dir = osp.join(out_dir, 'log')          # where a stuck loader writes its workers' stacks
+    train_loader = build_loader(cfg, train_set, 'train', num_replicas=ctx.world_size, rank=ctx.rank,
+                                report_dir=log_dir)
+    val_loader = build_loader(cfg, val_set, 'val', num_replicas=ctx.world_size, rank=ctx.rank,
+                              report_dir=log_dir)
     logger.info('%d training and %d validation videos, %d classes', len(train_set),
                 len(val_set), cfg.DATASET.CLASS_NUM)
 

@@ -11,7 +11,7 @@ import torch
 
 from .clip_spec import ClipSpec
 from .decoding import DecodeError
-from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, ShardLoader, share_with_workers
+from .loaders import LOADERS, DataLoaderX, EpochShuffleSampler, ShardLoader
 from .super_loader import DataLoadingError, SuperLoader, prepare_worker_process
 from .shards import ShardDataset, ShardError, missing_shards, shard_list
 from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile, problem_report,
@@ -19,6 +19,7 @@ from .records import (MetafileError, VideoRecord, check_metafile, parse_metafile
 from .transforms import ClipNormalizer, build_normalizer, build_transform
 from .video_dataset import VideoDataset
 from .video_probe import LONG_KEYFRAME_INTERVAL, survey_packets
+from .worker_start import worker_context
 
 
 class DatasetConfigError(ValueError):
@@ -149,11 +150,14 @@ def video_dataset(cfg, records, split, root=None, **options):
                         **options)
 
 
-def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0):
+def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replicas=1, rank=0,
+                 report_dir=None):
     """A loader of the type DATASET.LOADER names; training shuffles with an epoch-seeded
     sampler and drops the last incomplete batch. Under DDP (`num_replicas` processes) each
     process loads its own shard: padded to equal size for training, exactly once each for
-    validation and testing (so no video is counted twice in the metrics)."""
+    validation and testing (so no video is counted twice in the metrics). Workers start from
+    a clean process (worker_start.py); a stuck loader writes its workers' stacks into
+    `report_dir` (the run's log folder)."""
     loader_cls = LOADERS.get(cfg.DATASET.LOADER)
     if loader_cls is None:
         raise DatasetConfigError(f"unknown DATASET.LOADER {cfg.DATASET.LOADER!r}; "
@@ -162,7 +166,7 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
     if batch_size is None:
         batch_size = cfg.TRAIN.BASE_BATCH_SIZE if train else cfg.VAL.BATCH_SIZE
     if isinstance(dataset, ShardDataset):
-        return _shard_loader(cfg, dataset, batch_size, num_replicas, rank)
+        return _shard_loader(cfg, dataset, batch_size, num_replicas, rank, report_dir)
     if sampler is None:
         sampler = EpochShuffleSampler(len(dataset), cfg.SEED, shuffle=train,
                                       num_replicas=num_replicas, rank=rank, pad=train)
@@ -170,27 +174,29 @@ def build_loader(cfg, dataset, split, batch_size=None, sampler=None, num_replica
     drop_last = train and len(sampler) >= batch_size
     common = dict(batch_size=batch_size, sampler=sampler, num_workers=workers,
                   pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                  prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None)
+                  prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None,
+                  multiprocessing_context=worker_context() if workers > 0 else None)
     if loader_cls is SuperLoader:
-        return SuperLoader(dataset, timeout=cfg.DATASET.LOADER_TIMEOUT, **common)
+        return SuperLoader(dataset, timeout=cfg.DATASET.LOADER_TIMEOUT, report_dir=report_dir,
+                           **common)
+    extra = {'report_dir': report_dir} if issubclass(loader_cls, DataLoaderX) else {}
     return loader_cls(dataset, timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
-                      persistent_workers=False, worker_init_fn=prepare_worker_process, **common)
+                      persistent_workers=False, worker_init_fn=prepare_worker_process,
+                      **common, **extra)
 
 
 def begin_epoch(loader, epoch, skip_samples=0):
     """Before iterating `loader` for `epoch`: the dataset's and sampler's epoch (the seeds of
     order and augmentation), leaving out this process's first `skip_samples` (a resumed
-    epoch), and the parent's objects frozen for the workers about to fork."""
+    epoch)."""
     loader.dataset.set_epoch(epoch)
     order = loader.sampler if hasattr(loader.sampler, 'skip') else loader.dataset
     if order is not loader.dataset:
         order.set_epoch(epoch)
     order.skip(skip_samples)
-    if loader.num_workers:
-        share_with_workers()
 
 
-def _shard_loader(cfg, dataset, batch_size, num_replicas, rank):
+def _shard_loader(cfg, dataset, batch_size, num_replicas, rank, report_dir):
     """A ShardLoader (DataLoaderX) over packed shards, whatever DATASET.LOADER says: the
     dataset splits the shards over processes and workers itself."""
     workers = cfg.DATASET.NUM_WORKERS
@@ -200,7 +206,7 @@ def _shard_loader(cfg, dataset, batch_size, num_replicas, rank):
                        pin_memory=torch.cuda.is_available(),
                        timeout=cfg.DATASET.LOADER_TIMEOUT if workers > 0 else 0,
                        prefetch_factor=cfg.DATASET.PREFETCH if workers > 0 else None,
-                       worker_init_fn=prepare_worker_process)
+                       worker_init_fn=prepare_worker_process, report_dir=report_dir)
 
 
 __all__ = ['begin_epoch', 'check_data', 'build_dataset', 'video_dataset', 'build_loader', 'build_normalizer', 'ClipNormalizer', 'DataLoaderX', 'EpochShuffleSampler', 'VideoDataset',

@@ -10,12 +10,16 @@ finished batch out of its slot. What the original DLAC SuperLoader got wrong is 
 - a worker that raises is reported as a DataLoadingError naming the sample and its metafile
   line; a worker that dies (killed, segfault) is noticed at once through its process sentinel
   and reported with its exit code and the samples of its batch; a batch that takes longer than
-  `timeout` seconds raises instead of waiting forever;
+  `timeout` seconds raises instead of waiting forever, naming the worker and the samples, with
+  every worker's stack written to a file (stuck_workers.py); a stop signal (GracefulStop) ends
+  the wait within seconds;
+- workers start from a clean process (worker_start.py), so they never inherit decoder state
+  of the parent's that they cannot use;
 - `close()` (also run when the loader is garbage collected or the interpreter exits) asks the
   workers to stop, joins them, and terminates any that do not; workers also exit by themselves
   when their parent process is gone.
 """
-import os
+import multiprocessing
 import signal
 import time
 import traceback
@@ -26,9 +30,14 @@ import torch
 import torch.multiprocessing as mp
 
 from utils.memory import keep_freed_memory
+from utils.stopping import StoppedWhileWaiting, check_stop_while_waiting
+
+from .stuck_workers import WorkerWatch, watch_worker
+from .worker_start import worker_context
 
 POLL_S = 1.0              # how often idle workers check that their parent is alive
 JOIN_S = 5.0              # how long close() waits for a worker before terminating it
+BROKEN_JOIN_S = 0.5       # the same for a loader that failed (its workers may be stuck)
 
 
 class DataLoadingError(RuntimeError):
@@ -71,6 +80,15 @@ def _describe(dataset, index):
     return f'sample {index} ({describe(index)})' if describe else f'sample {index}'
 
 
+def samples_text(dataset, indices, shown=4):
+    """'samples [4, 5]: sample 4 (a.mp4 (meta.txt:5)), ...': a batch's indices with the
+    files and metafile lines of the first `shown`."""
+    indices = [int(index) for index in indices]
+    more = f' and {len(indices) - shown} more' if len(indices) > shown else ''
+    return (f'samples {indices}: '
+            + ', '.join(_describe(dataset, index) for index in indices[:shown]) + more)
+
+
 class _SampleFailure(Exception):
     def __init__(self, index, message):
         super().__init__(message)
@@ -110,15 +128,17 @@ def prepare_worker_process(worker_id=None):
     keep_freed_memory()
 
 
-def _worker_loop(worker_id, dataset, conn, slots, parent_pid):
+def _worker_loop(worker_id, dataset, conn, slots, dump_dir):
     """Take (generation, batch, slot, epoch, indices) tasks, fill the slot, report back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the main process's to handle
     prepare_worker_process()
+    watch_worker(dump_dir, worker_id)
+    parent = multiprocessing.parent_process()        # the loader's process, whatever started us
     epoch = None
     while True:
         try:
             if not conn.poll(POLL_S):
-                if os.getppid() != parent_pid:
+                if parent is not None and not parent.is_alive():
                     return
                 continue
             task = conn.recv()
@@ -154,14 +174,15 @@ def _exit_text(code):
     return f'exit code {code}'
 
 
-def _shutdown(workers, conns):
-    """Stop the workers: a polite request, then join, then terminate, then kill."""
+def _shutdown(workers, conns, watch, join_s):
+    """Stop the workers: a polite request, then join (`join_s[0]` seconds in all), then
+    terminate, then kill."""
     for conn in conns:
         try:
             conn.send(None)
         except (BrokenPipeError, OSError):
             pass
-    deadline = time.monotonic() + JOIN_S
+    deadline = time.monotonic() + join_s[0]
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
     for process in workers:
@@ -173,6 +194,8 @@ def _shutdown(workers, conns):
             process.join()
     for conn in conns:
         conn.close()
+    if watch is not None:
+        watch.close()
 
 
 class SuperLoader:
@@ -181,11 +204,14 @@ class SuperLoader:
     Yields tuples of tensors [batch, ...] (one per sample field: clip, label, index).
     `prefetch_factor` batches per worker are built ahead into as many shared-memory slots.
     `num_workers=0` builds the batches in the calling process. One iterator at a time.
+    Workers start from `multiprocessing_context`, a context or a start method's name
+    (default: worker_start.worker_context()).
+    A stuck loader's report goes to `report_dir` (default: a temporary folder).
     """
 
     def __init__(self, dataset, batch_size=1, sampler=None, num_workers=2, drop_last=False,
                  prefetch_factor=2, pin_memory=False, timeout=300.0,
-                 multiprocessing_context=None):
+                 multiprocessing_context=None, report_dir=None):
         if batch_size < 1 or num_workers < 0 or (prefetch_factor or 1) < 1:
             raise ValueError('SuperLoader needs batch_size >= 1, num_workers >= 0 and '
                              'prefetch_factor >= 1')
@@ -197,8 +223,14 @@ class SuperLoader:
         self.num_slots = num_workers * (prefetch_factor or 1)
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.timeout = timeout
-        self.context = mp.get_context(multiprocessing_context)
+        if not multiprocessing_context:
+            multiprocessing_context = worker_context()
+        elif isinstance(multiprocessing_context, str):
+            multiprocessing_context = mp.get_context(multiprocessing_context)
+        self.context = multiprocessing_context
+        self.report_dir = report_dir
         self._workers, self._conns, self._slots = [], [], None
+        self._watch, self._join_s = None, [JOIN_S]
         self._free_slots, self._outstanding = [], {}
         self._generation = 0
         self._finalizer = None
@@ -254,16 +286,18 @@ class SuperLoader:
         self._slots = [_allocate(first, self.batch_size, shared=True)
                        for _ in range(self.num_slots)]
         self._free_slots = list(range(self.num_slots))
+        self._watch = WorkerWatch(self.report_dir)
         for worker_id in range(self.num_workers):
             parent_conn, child_conn = self.context.Pipe(duplex=True)
             process = self.context.Process(
                 target=_worker_loop, name=f'SuperLoader-{worker_id}', daemon=True,
-                args=(worker_id, self.dataset, child_conn, self._slots, os.getpid()))
+                args=(worker_id, self.dataset, child_conn, self._slots, self._watch.dump_dir))
             process.start()
             child_conn.close()
             self._workers.append(process)
             self._conns.append(parent_conn)
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._conns)
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._conns,
+                                           self._watch, self._join_s)
 
     def _dispatch(self, generation, batch_no, indices, epoch):
         loads = [0] * self.num_workers
@@ -274,11 +308,25 @@ class SuperLoader:
         self._conns[worker].send((generation, batch_no, slot, epoch, indices))
         self._outstanding[slot] = (worker, generation, batch_no, indices)
 
-    def _fail(self, message):
-        """The loader cannot go on (a dead or stuck worker): stop everything and raise."""
+    def _fail(self, message, error=None):
+        """The loader cannot go on (a dead or stuck worker, a stop signal): stop everything,
+        without waiting long for workers that may be stuck, and raise."""
         self._broken = message
+        self._join_s[0] = BROKEN_JOIN_S
         self.close()
-        raise DataLoadingError(message)
+        raise error or DataLoadingError(message)
+
+    def _stuck(self, batch_no, indices):
+        """No batch for `timeout` seconds: name the worker and the samples, write every
+        worker's stack, close the loader and raise."""
+        builder = [w for w, _, number, _ in self._outstanding.values() if number == batch_no]
+        who = (f'worker {builder[0]} (pid {self._workers[builder[0]].pid})' if builder
+               else 'a worker')
+        headline = (f'SuperLoader: no batch for {self.timeout:.0f}s while waiting for batch '
+                    f'{batch_no} ({samples_text(self.dataset, indices)}) from {who}')
+        path = self._watch.report(headline, list(enumerate(self.worker_pids)))
+        self._fail(f'{headline}; every worker\'s stack is in {path}; the loader is closed '
+                   f'(DATASET.LOADER_TIMEOUT sets the limit)')
 
     def _worker_died(self, worker):
         process = self._workers[worker]
@@ -291,7 +339,9 @@ class SuperLoader:
                    f'({_exit_text(process.exitcode)}) {doing}; the loader is closed')
 
     def _receive(self, generation, ready, waiting_for):
-        """Wait for worker messages; file finished batches of this generation in `ready`."""
+        """Wait for worker messages; file the batches of this generation in `ready`: finished
+        ones as (slot, count), failed ones as the DataLoadingError to raise in their turn (the
+        batches before a failed one still come out first, whichever finished first)."""
         sentinels = {process.sentinel: worker for worker, process in enumerate(self._workers)}
         started = time.monotonic()
         while True:
@@ -299,10 +349,12 @@ class SuperLoader:
             messages = [conn for conn in events if conn in self._conns]
             if messages or events:
                 break
+            try:
+                check_stop_while_waiting(f'batch {waiting_for[0]} (samples {waiting_for[1]})')
+            except StoppedWhileWaiting as stopped:
+                self._fail(str(stopped), stopped)
             if self.timeout and time.monotonic() - started > self.timeout:
-                self._fail(f'SuperLoader: no batch for {self.timeout:.0f}s while waiting for '
-                           f'batch {waiting_for[0]} (samples {waiting_for[1]}); the loader is '
-                           f'closed (DATASET.LOADER_TIMEOUT sets the limit)')
+                self._stuck(*waiting_for)
         for conn in messages:
             worker = self._conns.index(conn)
             try:
@@ -318,8 +370,9 @@ class SuperLoader:
             else:
                 self._free_slots.append(slot)
                 _, _, _, _, index, where, error, trace = message
-                raise DataLoadingError(f'SuperLoader worker {worker} failed on {where}, in batch '
-                                       f'{batch_no}: {error}\nworker traceback:\n{trace}')
+                ready[batch_no] = DataLoadingError(
+                    f'SuperLoader worker {worker} failed on {where}, in batch {batch_no}: '
+                    f'{error}\nworker traceback:\n{trace}')
         if not messages:
             for sentinel in events:
                 self._worker_died(sentinels[sentinel])
@@ -341,14 +394,18 @@ class SuperLoader:
                         self._dispatch(generation, next_dispatch, batches[next_dispatch], epoch)
                         next_dispatch += 1
                     self._receive(generation, ready, (next_yield, batches[next_yield]))
-                slot, count = ready.pop(next_yield)
+                filed = ready.pop(next_yield)
+                if isinstance(filed, DataLoadingError):
+                    raise filed
+                slot, count = filed
                 batch = self._finish(self._slots[slot], count)
                 self._free_slots.append(slot)
                 yield batch
         finally:
             # An epoch left early (break, error): finished batches give their slots back now,
             # batches still being built give them back when they arrive.
-            self._free_slots.extend(slot for slot, _ in ready.values())
+            self._free_slots.extend(filed[0] for filed in ready.values()
+                                    if not isinstance(filed, DataLoadingError))
 
     def close(self):
         """Stop and join the workers (idempotent)."""

@@ -3,7 +3,10 @@
 `GracefulStop` turns SIGTERM (what torchrun, SLURM and `kill` send), SIGINT (Ctrl-C) and SIGUSR1
 (SLURM's warning before a time limit or pre-emption, which Script/run_train_slurm.sh passes on)
 into a flag that the training loop checks after each step: the main process then writes
-last.pth for the step it has reached and the run exits. A second Ctrl-C stops at once.
+last.pth for the step it has reached and the run exits. A second Ctrl-C stops at once. A step
+that cannot finish because its batch does not come (a stuck loader) does not hold the run: the
+loaders give up waiting WAIT_AFTER_STOP_S seconds after the signal (`check_stop_while_waiting`),
+and the run ends with exit code 128 + the signal's number, last.pth left as it was.
 
 DLAC_FAULT_INJECT=ACTION:RANK:EPOCH:STEP (epoch and step counted from 1, as logged) makes
 process RANK, at that step, either `exit` at once (a crashed worker: exit code 1, nothing
@@ -12,10 +15,13 @@ group runs through: tests use it to check restarts and resuming.
 """
 import os
 import signal
+import time
 
 from .distributed import restart_count
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, 'SIGUSR1') else ())
+WAIT_AFTER_STOP_S = 5.0     # how long a loader still waits for a batch once a stop is asked
+_pending = None             # (signum, monotonic time) of the active GracefulStop's request
 
 
 def signal_name(signum):
@@ -39,6 +45,8 @@ class GracefulStop:
         if self.signum is not None:
             return                         # the same request again (SLURM may reach a process twice)
         self.signum = signum
+        global _pending
+        _pending = (signum, time.monotonic())
         # os.write, not logging or print: a signal handler may interrupt either mid-write
         os.write(2, f'\n[stop] {signal_name(signum)}: finishing this step, then saving last.pth'
                     f'{"; Ctrl-C again stops at once, without saving" if signum == signal.SIGINT else ""}'
@@ -54,9 +62,28 @@ class GracefulStop:
         return self
 
     def __exit__(self, *exc):
+        global _pending
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        _pending = None
         return False
+
+
+class StoppedWhileWaiting(Exception):
+    """A stop signal came while a loader waited for a batch that did not come in time."""
+
+    def __init__(self, signum, waiting_for):
+        super().__init__(f'stopped by {signal_name(signum)} while waiting for {waiting_for}, '
+                         f'which did not come within {WAIT_AFTER_STOP_S:.0f}s of the signal; '
+                         'ended without saving (last.pth is as it was)')
+        self.signum = signum
+
+
+def check_stop_while_waiting(waiting_for):
+    """Called by a loader while it waits: raise StoppedWhileWaiting once a stop signal is
+    WAIT_AFTER_STOP_S old (a batch arriving before then lets the step finish and save)."""
+    if _pending is not None and time.monotonic() - _pending[1] >= WAIT_AFTER_STOP_S:
+        raise StoppedWhileWaiting(_pending[0], waiting_for)
 
 
 class TrainingStopped(Exception):

@@ -2,10 +2,10 @@
 with a progress bar, and a log of finished results so that a rerun continues where the last
 one stopped (a crash or Ctrl-C loses only the samples in flight)."""
 import json
-import multiprocessing
 import os
 import os.path as osp
 
+from datasets.worker_start import worker_context
 from utils.progress import progress
 
 
@@ -55,14 +55,15 @@ def _init_worker():
 def run_parallel(function, jobs, workers, desc, total=None, chunksize=1):
     """Yield function(job) for every job (an iterable, consumed as the workers take them, so a
     million jobs need not be listed), in the order they finish, with a progress bar of `total`
-    (default len(jobs)). `workers` > 1 runs them in that many processes (spawned: no state of
-    the caller's leaks in); `function` must be importable (a module-level function)."""
+    (default len(jobs)). `workers` > 1 runs them in that many processes, started as the
+    loaders' workers are (datasets/worker_start.py: from a clean process, so no decoder state
+    of the caller's leaks in); `function` must be importable (a module-level function)."""
     total = len(jobs) if total is None else total
     if workers <= 1 or total <= 1:
         for job in progress(jobs, desc=desc, total=total):
             yield function(job)
         return
-    context = multiprocessing.get_context('spawn')
+    context = worker_context()
     with context.Pool(min(workers, total), initializer=_init_worker) as pool:
         yield from progress(pool.imap_unordered(function, jobs, chunksize=chunksize), desc=desc,
                             total=total)

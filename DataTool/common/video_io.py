@@ -32,6 +32,9 @@ def write_video(path, frames, fps=16, gop=None, options=None):
     if first is None:
         raise ValueError(f'{path}: no frames to write')
     height, width = first.shape[:2]
+    if pix_fmt.endswith('420p') and (height % 2 or width % 2):     # chroma is half size
+        raise ValueError(f'{path}: {codec} in {pix_fmt} needs an even width and height, got '
+                         f'{width}x{height}')
     count = 0
     with av.open(path, 'w') as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
