@@ -2,12 +2,15 @@
 
     python -m benchmarks.ddp_throughput [--procs 2] [--model tsn --backbone resnet18]
                                         [--frames 8] [--size 112] [--batch 8] [--steps 20]
+                                        [--quick]
 
 Each setting runs forward, backward and an SGD step on random clips of the given shape (the
 data pipeline is left out: this measures the model and gradient synchronisation only). The
 baseline, measured in the same run, is one process using all the CPU threads (or one GPU).
 With GPUs, each process takes one GPU and the backend is NCCL; on CPU the processes share the
 cores (threads = cores / processes) and the backend is gloo. Prints a markdown table.
+--quick: 2 processes (1 with one GPU), 2 clips of 3x4x64x64 per process and step, 2 steps
+after 1 warm-up.
 """
 import argparse
 import os
@@ -20,6 +23,8 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import quick  # noqa: E402
 
 
 def build(args):
@@ -89,7 +94,8 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=8, help='clips per process and step')
     parser.add_argument('--steps', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, procs=min(2, torch.cuda.device_count() or 2), frames=4,
+                            size=64, batch=2, steps=2, warmup=1)
     cores = os.cpu_count() or 1
     gpus = torch.cuda.device_count()
     if gpus and args.procs > gpus:

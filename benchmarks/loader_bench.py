@@ -46,10 +46,13 @@ stay on, so the GOP 250 set has keyframes at bikes' cuts too (the table gives th
 measured in the files). Every output is checked to keep its source's frame count (the new
 metafile's counts and the packets). For TSN and dense sampling, training mode as above,
 each set is read by VideoDataset through SuperLoader with 1 worker (clips/s per worker,
---clips/5 clips a set, a median over --repeats rounds as above; --quick: half the clips and
-one round). The table gives each set's size on disk; the last line is for the default
-(GOP 8), its speedup the lower of TSN's and dense's over the sources:
+--clips/5 clips a set, a median over --repeats rounds as above). The table gives each set's
+size on disk; the last line is for the default (GOP 8), its speedup the lower of TSN's and
+dense's over the sources:
   transcode: speedup=... size_ratio=...
+
+--quick: TSN from frames only (at the stored size and at 2x; the mp4 files are not made),
+64 clips, one round; with --inputs transcode, sources of 24 frames and 16 clips a set.
 """
 import argparse
 import contextlib
@@ -73,6 +76,7 @@ from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from benchmarks import quick  # noqa: E402
 from datasets import (DataLoaderX, EpochShuffleSampler, ShardDataset,  # noqa: E402
                       SuperLoader, VideoDataset, VideoRecord)
 from datasets import jpeg_region  # noqa: E402
@@ -113,7 +117,7 @@ def source_frames():
                 sources.append([f.to_ndarray(format='rgb24') for f in container.decode(video=0)])
     if not sources:
         rng = np.random.default_rng(0)
-        texture = cv2.resize(rng.integers(0, 255, (36, 64, 3), dtype=np.uint8), (455, 256))
+        texture = cv2.resize(rng.integers(0, 255, (36, 64, 3), dtype=np.uint8), (456, 256))
         frames = []
         for t in range(NUM_FRAMES):
             frame = np.roll(texture, 3 * t, axis=1).copy()
@@ -142,26 +146,26 @@ def write_frames(folder, frames):
                     [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def make_data(root, stored_2x=False):
-    """Frame folders and mp4 files under root, and with `stored_2x` the frames at twice the
-    size (each made once, reused)."""
-    done, done_2x = osp.join(root, '.done'), osp.join(root, '.done_frames2x')
-    todo = [name for name, flag in (('frames', done), ('frames2x', done_2x))
-            if not osp.isfile(flag) and (name == 'frames' or stored_2x)]
+def make_data(root, kinds):
+    """Under root, the data of `kinds` (frames: frame folders, video: mp4 files, frames2x: frame
+    folders at twice the size), each made once and reused, and only when the run reads it
+    (--quick reads frames only: the mp4 files would add 12 s to its run on 2 cores)."""
+    todo = [kind for kind in kinds if not osp.isfile(osp.join(root, f'.done_{kind}'))]
     if not todo:
         return
     sources = source_frames()
     for video in range(NUM_VIDEOS):
+        frames = video_frames(sources, video, SHORT_SIDE)
         if 'frames' in todo:
-            frames = video_frames(sources, video, SHORT_SIDE)
             write_frames(osp.join(root, 'frames', f'video{video}'), frames)
+        if 'video' in todo:
             write_video(osp.join(root, 'videos', f'video{video}.mp4'), np.stack(frames), fps=25,
                         gop=GOP)
         if 'frames2x' in todo:
             write_frames(osp.join(root, 'frames2x', f'video{video}'),
                          video_frames(sources, video, 2 * SHORT_SIDE))
-    for name in todo:
-        open(done if name == 'frames' else done_2x, 'w').close()
+    for kind in todo:
+        open(osp.join(root, f'.done_{kind}'), 'w').close()
 
 
 def records(kind):
@@ -336,11 +340,21 @@ def make_loader(name, dataset, workers):
     return cls(dataset, prefetch_factor=2 if workers else None, **common)
 
 
-def whole_frames(measure):
-    """measure() with the JPEG region decoder switched off, as when it is not built: whole
-    frames decoded, then cropped (the baseline for the region decoding, the same clips)."""
-    with jpeg_region.switched_off():     # the loader's workers are forked while it is off
-        return measure()
+class WholeFrames(torch.utils.data.Dataset):
+    """`dataset` with the JPEG region decoder switched off, as when it is not built: whole
+    frames decoded, then cropped (the baseline for the region decoding, the same clips). It
+    switches it off in whichever process loads a sample: loader workers start from a clean
+    process (datasets/worker_start.py), not as forks of this one."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        with jpeg_region.switched_off():
+            return self.dataset[index]
 
 
 def normalize_rate(dataset):
@@ -386,8 +400,8 @@ def bench_case(root, kind, case, args):
             methods[(name, workers)] = (lambda name=name, workers=workers: loader_rate(
                 lambda: make_loader(name, dataset, workers), clips))
     if kind != 'video':
-        methods[('SuperLoader, whole frames', 1)] = lambda: whole_frames(lambda: loader_rate(
-            lambda: make_loader('SuperLoader', dataset, 1), clips))
+        methods[('SuperLoader, whole frames', 1)] = lambda: loader_rate(
+            lambda: make_loader('SuperLoader', WholeFrames(dataset), 1), clips)
     if kind == 'frames':
         shards = shard_dataset(root, case, clips)
         for workers in (1, 2):
@@ -514,7 +528,7 @@ def bench_transcode(args):
                   f'{settings["short_side"]}, crf {settings["crf"]} in {seconds:.1f} s', flush=True)
         assert report['source_bytes'] == sets['sources'][3]['bytes']
         sets[gop] = (gop, out, *video_set(out, osp.join(out, 'videos.txt'), expected))
-    clips = args.clips // (10 if args.quick else 5)
+    clips = args.clips // 5
     clips = max(clips - clips % BATCH, 2 * BATCH)
     print(f'\n{NUM_VIDEOS} videos of {frames} frames a set; {clips} clips a set and case, '
           f'SuperLoader with 1 worker, clips/s median of {args.repeats} rounds\n')
@@ -548,9 +562,6 @@ def main(argv=None):
     parser.add_argument('--data', default=osp.join('output', 'bench_data', 'loader'))
     parser.add_argument('--clips', type=int, default=320, help='clips per TSN frames run')
     parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--quick', action='store_true',
-                        help='TSN frames only, at the stored size and at 2x (transcode: half '
-                             'the clips), 1 repeat')
     parser.add_argument('--inputs', default='frames,video',
                         help='comma-separated: frames, video, transcode')
     parser.add_argument('--transcode-frames', type=int, default=300,
@@ -558,15 +569,14 @@ def main(argv=None):
     parser.add_argument('--source-side', type=int, default=0,
                         help='short side of the long-GOP sources (--inputs transcode; 0: the '
                              'real clips as they are, 272 and 720)')
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, clips=64, repeats=1, transcode_frames=24,
+                            note='TSN from frames only, at the stored size and at 2x')
     inputs = [name for name in args.inputs.split(',') if name]
     unknown = set(inputs) - {'frames', 'video', 'transcode'}
     if unknown or not inputs:
         parser.error(f'--inputs {args.inputs}: use frames, video and/or transcode')
     if args.transcode_frames < 1:
         parser.error('--transcode-frames must be at least 1')
-    if args.quick:
-        args.repeats = 1
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     keep_freed_memory()          # as train.py and evaluate.py do; forked workers inherit it
@@ -577,7 +587,7 @@ def main(argv=None):
     print(f'{os.cpu_count()} CPU cores, batch {BATCH}, crop {CROP}, stored short side '
           f'{SHORT_SIDE}; clips/s, median of {args.repeats} rounds\n')
     if kinds:
-        make_data(args.data, stored_2x='frames' in kinds)
+        make_data(args.data, kinds + ['frames2x'] * ('frames' in kinds))
         print('| case | method | workers | clips/s | / limit | / naive |')
         print('|---|---|---|---|---|---|')
     cases = [(kind, case) for kind in kinds for case in ('tsn', 'dense')

@@ -4,13 +4,15 @@ and TRAIN.COMPILE.
 
     python -m benchmarks.model_bench [--models tsn,tsm,i3d,slowfast,mfnet3d,x3d_s,...] [--batch 1]
                                      [--size 224] [--reps 3] [--no-compile] [--amp both|off|on]
-                                     [--amp-dtype bfloat16|float16]
+                                     [--amp-dtype bfloat16|float16] [--quick]
 
 Each model runs at its own input (the zoo's frames; the crop it was published with, or --size
 for the ResNet family: 224) on the
 current device (the first GPU if there is one), through the same helpers train.py uses
 (utils.acceleration, ClipNormalizer), on uint8 clips. The baseline, measured in the same run,
 is fp32, contiguous, eager. Prints a markdown table with the ratio to the baseline.
+--quick: TSN at 8x64x64, 1 timed step after 1 warm-up, fp32 and eager only (on most CPUs
+bf16 is emulated, 10x slower, and compiling takes minutes).
 """
 import argparse
 import itertools
@@ -24,6 +26,7 @@ import torch.nn as nn
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import config  # noqa: E402
+from benchmarks import quick  # noqa: E402
 from datasets.transforms import build_normalizer  # noqa: E402
 from models import build_model  # noqa: E402
 from utils.acceleration import grad_scaler, maybe_compile, to_channels_last, with_autocast  # noqa: E402
@@ -104,7 +107,8 @@ def main(argv=None):
                              'without AVX512-BF16/AMX)')
     parser.add_argument('--amp-dtype', default=None,
                         help="'bfloat16' or 'float16' (default: bfloat16)")
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, models='tsn', size=64, reps=1, warmup=1, amp='off',
+                            no_compile=True)
     device = torch.device('cuda', 0) if torch.cuda.is_available() else torch.device('cpu')
     amp_dtype = args.amp_dtype or 'bfloat16'
     if device.type == 'cuda':

@@ -2,7 +2,8 @@
 PyTorch (the checkpoint) against ONNX Runtime (the float export and the INT8 one), all measured
 in one run.
 
-    python -m benchmarks.predict_bench [--videos 32] [--size 224] [--data DIR]
+    python -m benchmarks.predict_bench [--models tsn,i3d] [--videos 32] [--size 224] [--data DIR]
+                                       [--quick]
 
 Data: rendered synthetic videos (H.264 mp4, 170x128 scaled to the test size, 48 frames).
 Models: TSN-R50 (8 segments x 1 crop) and I3D-R50 8x8 (1 clip x 1 crop) with random weights,
@@ -10,7 +11,8 @@ their checkpoints and exports written first; the INT8 export is calibrated on ha
 (a metafile of them stands for a validation set) and kept whatever its agreement with the
 float model, which says little for random weights: only its speed is measured here. Each row
 is one whole predict.py run over every video (model loading included), into a fresh output
-folder. The baseline of each model is PyTorch with 1 worker.
+folder. The baseline of each model is PyTorch with 1 worker. --quick: TSN only (each model's
+exports take half a minute on 2 cores), 4 videos at 64 px.
 """
 import argparse
 import os
@@ -28,15 +30,18 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import config  # noqa: E402
 import export_model  # noqa: E402
 import predict  # noqa: E402
+from benchmarks import quick  # noqa: E402
 from DataTool.common.video_io import write_video  # noqa: E402
 from DataTool.Synthetic.render import CLASS_NAMES, render_clip  # noqa: E402
 from models import build_model  # noqa: E402
 from utils.checkpoint import save_atomic  # noqa: E402
 
 MODELS = {
-    'TSN-R50 8 seg x 1 crop': ['MODEL_NAME', 'tsn', 'BACKBONE', 'resnet50', 'VAL.NUM_SEGMENTS', '8'],
-    'I3D-R50 8x8 1 clip x 1 crop': ['MODEL_NAME', 'i3d', 'BACKBONE', 'resnet50', 'DATA.CLIP_LEN', '8',
-                                    'DATA.FRAME_INTERVAL', '4', 'VAL.NUM_CLIPS', '1'],
+    'tsn': ('TSN-R50 8 seg x 1 crop',
+            ['MODEL_NAME', 'tsn', 'BACKBONE', 'resnet50', 'VAL.NUM_SEGMENTS', '8']),
+    'i3d': ('I3D-R50 8x8 1 clip x 1 crop',
+            ['MODEL_NAME', 'i3d', 'BACKBONE', 'resnet50', 'DATA.CLIP_LEN', '8',
+             'DATA.FRAME_INTERVAL', '4', 'VAL.NUM_CLIPS', '1']),
 }
 
 
@@ -84,10 +89,14 @@ def timed_run(cfg, videos, out, workers, onnx):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--models', default=','.join(MODELS), help=f"of {', '.join(MODELS)}")
     parser.add_argument('--videos', type=int, default=32)
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--data', default=osp.join('output', 'bench_data', 'predict'))
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, models='tsn', videos=4, size=64)
+    unknown = set(args.models.split(',')) - set(MODELS)
+    if unknown:
+        parser.error(f"--models {args.models}: use {', '.join(MODELS)}")
     os.environ.setdefault('DLAC_PROGRESS', '0')
     videos = osp.join(args.data, 'videos')
     metafile = make_videos(videos, args.videos)
@@ -95,7 +104,8 @@ def main(argv=None):
           f'{args.size} px; whole predict.py runs\n')
     print('| model | backend | workers | videos/s | vs PyTorch, 1 worker |')
     print('|---|---|---|---|---|')
-    for name, overrides in MODELS.items():
+    for key in args.models.split(','):
+        name, overrides = MODELS[key]
         cfg = experiment(args.data, overrides, args.size, osp.abspath(videos), osp.abspath(metafile),
                          args.videos)
         export = osp.join(config.exp_dir(cfg), 'export')

@@ -4,7 +4,7 @@ with the same fine-tuning budget? Both fine-tunings run in the same invocation w
 recipe and seed; only MODEL.PRETRAINED differs.
 
     python -m benchmarks.pretrain_gain [--pretrain-epochs 30] [--finetune-epochs 12]
-        [--root data] [--snapshot DIR] [--clip-len 8] [--tiny]
+        [--root data] [--snapshot DIR] [--clip-len 8] [--tiny] [--quick]
 
 1. pre-training (TRAIN.TASK pretrain, ViT-S, mask 0.9, the training metafile without its label
    column), best.pth = the lowest validation reconstruction loss;
@@ -13,9 +13,11 @@ recipe and seed; only MODEL.PRETRAINED differs.
 Prints a table (top1 of the last and the best epoch, the pre-training's loss) and a last line
 `pretrain_gain: pretrain_epochs=.. finetune_epochs=.. scratch_top1=.. pretrained_top1=.. gain=..`
 (best validation top1 of each fine-tuning; gain in points). `--tiny` runs on the tests' tiny
-set for a quick check of the pipeline (its figures mean nothing). Runs resume (TRAIN.RESUME
-auto): with the same --snapshot, a finished pre-training or fine-tuning is read back, not run
-again, so other fine-tuning settings can be compared on one pre-training.
+set for a quick check of the pipeline (its figures mean nothing); `--quick` is --tiny with
+one epoch of each training, 4-frame clips, no loader workers and one thread (two made its
+steps 5x slower on a busy 2-core machine). Runs resume (TRAIN.RESUME auto): with the same
+--snapshot, a finished pre-training or fine-tuning is read back, not run again, so other
+fine-tuning settings can be compared on one pre-training.
 """
 import argparse
 import json
@@ -29,6 +31,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
+from benchmarks import quick  # noqa: E402
 from DataTool.Synthetic.synthetic import generate, is_complete  # noqa: E402
 
 TINY = {'per_class': (3, 2), 'frames': (12, 16)}
@@ -92,7 +95,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--workers', type=int, default=1)
     parser.add_argument('--tiny', action='store_true', help="the tests' tiny set (a pipeline check)")
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, tiny=True, pretrain_epochs=1, finetune_epochs=1,
+                            clip_len=4, workers=0, threads=1)
     sizes = TINY if args.tiny else DEFAULT
     data_root = args.root or tempfile.mkdtemp(prefix='pretrain_gain_data_')
     snapshot = args.snapshot or tempfile.mkdtemp(prefix='pretrain_gain_runs_')

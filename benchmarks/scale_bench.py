@@ -2,6 +2,7 @@
 to it; and a DataTool run over a large folder tree.
 
     python -m benchmarks.scale_bench [--lines 1000000] [--workers 4] [--datatool-videos 100000]
+                                     [--quick]
 
 Records: a Kinetics-like metafile of --lines lines (`<class>/<youtube id>_<start>_<end> <frames>
 <label>`, 700 classes) is parsed and checked by today's parser (benchmarks/legacy_records.py:
@@ -10,7 +11,8 @@ process. For each:
   parse_s            wall time of check_metafile (parse, frame/label checks, duplicates)
   records_mib        resident memory the records add (RSS after parse and gc.collect(), minus
                      before)
-  worker_pss_growth  --workers processes are forked from it (as loader workers are); after a
+  worker_pss_growth  --workers processes are forked from it (as loader workers were until
+                     they started from a clean process, datasets/worker_start.py); after a
                      barrier each reads its PSS (/proc/self/smaps_rollup), looks up every record
                      (path, frames, label), runs gc.collect(), and reads its PSS again after a
                      second barrier. The mean growth, as a fraction of records_mib.
@@ -20,6 +22,7 @@ by `DataTool/Custom/custom.py --mode video` in a child process: wall time and pe
 Ends with one line:
   scale: lines=N parse_s=.. records_mib=.. worker_pss_growth=.. baseline_parse_s=..
          baseline_records_mib=.. baseline_worker_pss_growth=..
+--quick: 3000 lines, 2 workers, 1400 videos (the memory figures are near the noise there).
 """
 import argparse
 import gc
@@ -35,6 +38,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from benchmarks import quick  # noqa: E402
 
 NUM_CLASSES = 700
 MIB = 1024 * 1024
@@ -85,7 +90,6 @@ def worker(records, barrier, results, slot):
 def measure(kind, meta, workers):
     """One implementation in this (fresh) process: a dict of its figures."""
     import datasets  # noqa: F401 - both: a loader worker's parent has the data pipeline loaded
-    from datasets.loaders import share_with_workers
     if kind == 'legacy':
         from benchmarks.legacy_records import check_metafile
     else:
@@ -100,7 +104,8 @@ def measure(kind, meta, workers):
     if problems:
         raise RuntimeError(problems[0])
     if kind == 'ours':
-        share_with_workers()     # what build_loader and each epoch do before workers fork
+        gc.collect()             # what each epoch did before forking its workers (loaders
+        gc.freeze()              # start them from a clean process since 2026-12-08)
     context = multiprocessing.get_context('fork')
     barrier, results = context.Barrier(workers), context.Array('q', workers)
     processes = [context.Process(target=worker, args=(records, barrier, results, slot))
@@ -167,7 +172,7 @@ def main(argv=None):
                         help='dummy videos for the DataTool figure (0: leave it out)')
     parser.add_argument('--measure', choices=('legacy', 'ours'), help=argparse.SUPPRESS)
     parser.add_argument('--meta', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, lines=3000, workers=2, datatool_videos=1400)
     if args.measure:
         print(json.dumps(measure(args.measure, args.meta, args.workers)))
         return

@@ -2,6 +2,7 @@
 re-runs a whole clip for every new frame, measured in the same run.
 
     python -m benchmarks.stream_bench [--size 224] [--segments 8] [--frames 40] [--classes 174]
+                                      [--quick]
 
 Both are TSM-MobileNetV2 (random weights at a trained model's scale, eval mode, batch 1): the online one steps one frame
 at a time with its shifted channels cached (models/online_tsm.py); the window one is the
@@ -10,6 +11,7 @@ non-online model must do to give a result on every frame). Latency per frame: me
 percentile over `frames` frames after a warm-up. Exactness: the largest difference between the
 online runner's per-frame logits and the offline online-shift model's on the same clip.
 Last line: `stream: online_ms_per_frame=.. window_ms_per_frame=.. speedup=.. max_abs_diff=..`.
+--quick: 64x64 frames, 5 timed frames, 10 classes.
 """
 import argparse
 import os.path as osp
@@ -21,6 +23,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from benchmarks import quick  # noqa: E402
 from models.online_tsm import OnlineRunner, TorchOnlineStep  # noqa: E402
 from models.tsm import TSM  # noqa: E402
 
@@ -81,7 +84,7 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, default=40, help='timed frames per model')
     parser.add_argument('--classes', type=int, default=174)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: all cores)')
-    args = parser.parse_args(argv)
+    args = quick.parse_args(parser, argv, size=64, frames=5, classes=10)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -2,7 +2,6 @@
 (super_loader.py) and the epoch-seeded shuffling sampler they share, one shard per process
 under DDP."""
 import functools
-import gc
 import itertools
 import queue
 import threading
@@ -16,14 +15,6 @@ from utils.stopping import StoppedWhileWaiting, check_stop_while_waiting
 from .stuck_workers import WorkerWatch, watch_worker
 from .super_loader import POLL_S, DataLoadingError, SuperLoader, samples_text
 from .worker_start import worker_context
-
-
-def share_with_workers():
-    """Call before loader workers start: collect garbage, then move every live object to the
-    collector's permanent generation, so that a worker forked from this process (a loader given
-    the 'fork' context) does not write into, and un-share, the pages of the parent's objects."""
-    gc.collect()
-    gc.freeze()
 
 
 def _start_worker(dump_dir, init_fn, worker_id):

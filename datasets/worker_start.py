@@ -19,23 +19,26 @@ import multiprocessing
 from multiprocessing import forkserver
 import os
 import os.path as osp
+import signal
 import sys
+import threading
 
 START_METHOD = 'forkserver'
 # imported once by the server, so that a worker starts with them loaded (a module that fails
-# to import is skipped); the entry script's module joins them (main_module)
-PRELOAD = ('numpy', 'torch', 'cv2', 'av', 'simplejpeg', 'datasets')
+# to import is skipped); the last one imports the entry script's imports (main_module)
+PRELOAD = ('numpy', 'torch', 'cv2', 'av', 'simplejpeg', 'datasets', 'datasets.worker_entry')
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ENTRY_VARIABLE = 'DLAC_WORKER_ENTRY'     # how the server learns the entry module (worker_entry.py)
 
 
 def main_module():
     """The import name of the running entry script when it is one of this repository's
     (train.py, predict.py, python -m benchmarks.x, ...), else None. A worker runs its entry
     script's top level again (as spawn does: its `if __name__ == '__main__'` part excluded),
-    which costs seconds of imports unless the server imported it first. multiprocessing's own
-    '__main__' preload does nothing before Python 3.13 (it looks for a 'main_path' key that is
-    never set), hence the name. A script from elsewhere is not imported by the server: its
-    top level may do work that belongs to the main process only."""
+    which costs seconds of imports unless the server imported them first (worker_entry.py).
+    multiprocessing's own '__main__' preload does nothing before Python 3.13 (it looks for a
+    'main_path' key that is never set). A script from elsewhere is not imported by the server:
+    its top level may do work that belongs to the main process only."""
     main = sys.modules.get('__main__')
     path = getattr(main, '__file__', None)
     if not path or not osp.abspath(path).startswith(ROOT + os.sep):
@@ -52,7 +55,28 @@ def worker_context():
     server is started now (it imports in the background while the caller goes on building its
     model), so the first workers do not wait for its imports as long."""
     context = multiprocessing.get_context(START_METHOD)
-    entry = main_module()
-    context.set_forkserver_preload(list(PRELOAD) + ([entry] if entry else []))
-    forkserver.ensure_running()
+    context.set_forkserver_preload(list(PRELOAD))
+    _start_server(main_module())
     return context
+
+
+def _start_server(entry):
+    """Start the server (once per process; later calls find it running), told the entry
+    module to preload through the environment it starts with, and with SLURM's warning
+    (SIGUSR1) ignored, as the workers ignore it: SLURM signals every process of a job, and the
+    default action would end the server. A signal ignored when the server is started stays
+    ignored in it (exec keeps SIG_IGN) and in the workers it forks."""
+    usr1 = getattr(signal, 'SIGUSR1', None)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_entry = os.environ.pop(ENTRY_VARIABLE, None)
+    if entry:
+        os.environ[ENTRY_VARIABLE] = entry
+    previous = signal.signal(usr1, signal.SIG_IGN) if usr1 and in_main_thread else None
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is not None:
+            signal.signal(usr1, previous)
+        os.environ.pop(ENTRY_VARIABLE, None)
+        if previous_entry is not None:
+            os.environ[ENTRY_VARIABLE] = previous_entry

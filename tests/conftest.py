@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny rendered dataset and a fresh global config per test."""
 import importlib.util
+import itertools
 import os
 import os.path as osp
+import socket
 import sys
 
 import pytest
@@ -62,7 +64,8 @@ def tiny_overrides(root, snapshot, **extra):
         'DATASET.SYNTHETIC_FRAMES': list(TINY_FRAMES),
         'DATASET.SCALE_SIZE': 72, 'DATASET.CROP_SIZE': 64, 'DATASET.NUM_WORKERS': 0,
         'TRAIN.BASE_BATCH_SIZE': 8, 'TRAIN.EPOCHS': 2, 'TRAIN.LR_STEPS': [1],
-        'VAL.NUM_SEGMENTS': 5, 'VAL.BATCH_SIZE': 8, 'NUM_THREADS': 2,
+        'VAL.NUM_SEGMENTS': 5, 'VAL.BATCH_SIZE': 8,
+        'NUM_THREADS': 1 if test_workers() > 1 else 2,     # xdist: the cores are the workers'
     }
     values.update(extra)
     pairs = []
@@ -84,6 +87,31 @@ def save_random_checkpoint(overrides):
                  'class_names': config.class_names_of(cfg)},
                 osp.join(config.exp_dir(cfg), 'checkpoints', 'best.pth'))
     return cfg
+
+
+def test_workers():
+    """How many pytest-xdist workers share the machine (1 without xdist)."""
+    return int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+
+
+_ports = itertools.count()
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 from this pytest-xdist worker's own range (gw0: 20000-,
+    gw1: 21000-, ...), so that parallel workers never pick the same one between choosing it
+    and binding it (DDP rendezvous, torchrun, streams)."""
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
+    base = 20000 + 1000 * (int(worker[2:]) if worker[2:].isdigit() else 0) + 100 * (os.getpid() % 10)
+    for _ in range(100):
+        port = base + next(_ports) % 100
+        with socket.socket() as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free port in {base}-{base + 99}')
 
 
 def require(condition, reason):

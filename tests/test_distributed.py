@@ -13,10 +13,10 @@ import torch
 
 import evaluate
 import train
-from conftest import ROOT, run_main, tiny_overrides
+from conftest import ROOT, free_port, run_main, tiny_overrides
 from datasets.loaders import EpochShuffleSampler
 from models.tsn import TSN
-from utils.distributed import DistContext, free_port, replica_max_abs_diff
+from utils.distributed import DistContext, replica_max_abs_diff
 from utils.stopping import parse_fault
 
 SMALL = {'DATASET.SCALE_SIZE': 36, 'DATASET.CROP_SIZE': 32, 'TRAIN.BASE_BATCH_SIZE': 4,

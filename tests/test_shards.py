@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import config
-from conftest import tiny_overrides, training_run
+from conftest import free_port, tiny_overrides, training_run
 from DataTool import pack as pack_tool
 from datasets import begin_epoch, build_dataset, build_loader, video_dataset
 from datasets.decoding import decode_image_bytes, load_frame_folder
 from datasets.records import parse_metafile
 from datasets.shards import ShardError, read_samples, shard_list
-from utils.distributed import DistContext, free_port
+from utils.distributed import DistContext
 
 
 def synthetic(tiny_root, *parts):

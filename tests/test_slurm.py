@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, tiny_overrides
-from utils.distributed import free_port
+from conftest import ROOT, free_port, tiny_overrides
 from utils.stopping import GracefulStop
 
 STANDIN = osp.join(ROOT, 'tests', 'slurm')

@@ -191,3 +191,19 @@ def test_a_stop_signal_ends_a_run_waiting_for_a_stuck_loader(tiny_root, tmp_path
     assert not osp.exists(osp.join(exp_folder(tmp_path / 'out', loader), 'checkpoints', 'last.pth'))
     for pid in os.listdir(marks):
         assert not osp.exists(f'/proc/{pid}') or open(f'/proc/{pid}/stat').read().split()[2] == 'Z'
+
+
+def test_the_worker_server_ignores_slurms_warning():
+    """SLURM sends SIGUSR1 to every process of a job: the forkserver must live through it."""
+    from multiprocessing import forkserver
+    from datasets.worker_start import worker_context
+    worker_context()
+    pid = forkserver._forkserver._forkserver_pid
+    with open(f'/proc/{pid}/status', encoding='ascii') as handle:
+        ignored = int(next(line for line in handle if line.startswith('SigIgn:')).split()[1], 16)
+    assert ignored & (1 << (signal.SIGUSR1 - 1))
+    os.kill(pid, signal.SIGUSR1)
+    time.sleep(0.2)
+    assert open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] not in 'ZX'
+    assert signal.getsignal(signal.SIGUSR1) is not signal.SIG_IGN     # ours as it was
+
