@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (with test tools) and run the test suite on every core (pytest-xdist). Extra arguments
+# Set up (with test tools) and run the test suite on every core (pytest-xdist; a file's tests in
+# one process, so its module fixtures are made once). Extra arguments
 # go to pytest, e.g.
 #   bash Script/run_tests.sh -m "not slow"     the quick tests only
 #   bash Script/run_tests.sh -n 0 tests/test_loaders.py    one process, one file
@@ -14,7 +15,7 @@ if [ "${1:-}" = "--latest" ]; then
   DLAC_VENV=.venv-latest bash Script/setup_env.sh --test --latest
   echo "[tests] newest allowed versions: $(.venv-latest/bin/python -m pip freeze --quiet 2>/dev/null \
     | grep -iE '^(av|numpy|opencv-python-headless|onnx|onnxruntime|simplejpeg|matplotlib)==' | tr '\n' ' ')"
-  exec .venv-latest/bin/python -m pytest -n "${DLAC_TEST_WORKERS:-auto}" -m "not slow" "$@"
+  exec .venv-latest/bin/python -m pytest -n "${DLAC_TEST_WORKERS:-auto}" --dist loadfile -m "not slow" "$@"
 fi
 bash Script/setup_env.sh --test
-exec .venv/bin/python -m pytest -n "${DLAC_TEST_WORKERS:-auto}" "$@"
+exec .venv/bin/python -m pytest -n "${DLAC_TEST_WORKERS:-auto}" --dist loadfile "$@"
