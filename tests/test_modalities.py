@@ -1,5 +1,6 @@
 """TSN's Flow and RGBDiff modalities, flow extraction, cross-modality init and score fusion."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -135,9 +136,34 @@ def test_flow_and_rgbdiff_tsn_train_on_the_synthetic_set(tiny_root, tmp_path, mo
     assert state['config']['MODALITY'] == modality
 
 
-@pytest.mark.slow
+def test_fusion_weighs_the_streams_scores_and_measures_each(tmp_path):
+    """The arithmetic of --fuse on two score files: the weighted sum, each stream's top1 and
+    the fused one's, written to the file named."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 12)
+    paths = np.array([f'v{i}' for i in range(12)])
+    files = []
+    for name in ('rgb', 'flow'):
+        path = str(tmp_path / f'{name}.npz')
+        np.savez(path, scores=rng.random((12, 4)), labels=labels, paths=paths,
+                 class_names=np.array(['a', 'b', 'c', 'd']))
+        files.append(path)
+    result = evaluate.run_fusion(files, [1.0, 1.5], str(tmp_path / 'fused.json'))
+    rgb, flow = (np.load(path) for path in files)
+    expected = 1.0 * rgb['scores'] + 1.5 * flow['scores']
+    np.testing.assert_allclose(result['scores'], expected, rtol=1e-6)
+    top1 = lambda scores: pytest.approx(100.0 * np.mean(scores.argmax(axis=1) == labels))  # noqa: E731
+    assert [m['top1'] for m in result['streams']] == [top1(rgb['scores']), top1(flow['scores'])]
+    assert result['fused']['top1'] == top1(expected)
+    assert json.load(open(tmp_path / 'fused.json'))['fused']['top1'] == result['fused']['top1']
+
+
+@pytest.mark.skipif(os.environ.get('DLAC_LEARNING_CHECKS') != 'all',
+                    reason='a learning check of minutes; DLAC_LEARNING_CHECKS=all runs it')
 def test_fusing_rgb_and_flow_beats_the_weaker_stream(tmp_path):
-    """RGB and Flow TSN on a synthetic set of 10 training videos per class, 5 epochs each."""
+    """RGB and Flow TSN on a synthetic set of 10 training videos per class, 5 epochs each (2.5
+    minutes on 2 cores: a learning check, kept out of the suite's 10 minutes; the fusion's
+    arithmetic is tested above)."""
     from DataTool.Synthetic.synthetic import generate
     per_class = [10, 4]
     generate(str(tmp_path / 'data' / 'synthetic'), seed=0, videos_per_class=per_class,
