@@ -12,7 +12,9 @@ import re
 import sys
 
 PIN = re.compile(r'^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)')
-VIA = re.compile(r'^\s+#\s+(?:via\s+)?(\S+)\s*$')
+# '# via torch', '#   torch', '#   -r requirements.txt' (asked for directly: always kept);
+# '-c FILE' (two words, not matched) only constrains the version: it needs nothing
+VIA = re.compile(r'^\s+#\s+(?:via\s+)?(-r \S+|\S+)\s*$')
 
 
 def read_lock(path):

@@ -20,7 +20,7 @@ import time
 from .distributed import restart_count
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGUSR1,) if hasattr(signal, 'SIGUSR1') else ())
-WAIT_AFTER_STOP_S = 5.0     # how long a loader still waits for a batch once a stop is asked
+WAIT_AFTER_STOP_S = 3.0     # how long a loader still waits for a batch once a stop is asked
 _pending = None             # (signum, monotonic time) of the active GracefulStop's request
 
 
