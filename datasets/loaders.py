@@ -8,7 +8,7 @@ import threading
 import weakref
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from utils.stopping import StoppedWhileWaiting, check_stop_while_waiting
 
@@ -73,17 +73,15 @@ class DataLoaderX(DataLoader):
         task = getattr(iterator, '_task_info', {}).get(getattr(iterator, '_rcvd_idx', None))
         who = (f'worker {task[0]} (pid {workers[task[0]].pid})' if task and task[0] < len(workers)
                else 'a worker')
-        indices = next(itertools.islice(iter(self._index_sampler), number, None), None)
-        if self._dataset_kind != 0 or indices is None:     # an iterable dataset draws its own
+        if isinstance(self.dataset, IterableDataset):         # it draws its own samples
             samples = 'samples chosen by the dataset'
         else:
+            indices = next(itertools.islice(iter(self._index_sampler), number, None))
             samples = samples_text(self.dataset, indices if isinstance(indices, list) else [indices])
-        headline = (f'{type(self).__name__}: no batch for {self.timeout:.0f}s while waiting for '
-                    f'batch {number} ({samples}) from {who}')
-        path = self._watch.report(headline, [(w, p.pid) for w, p in enumerate(workers)])
+        message = self._watch.stuck_message(type(self).__name__, self.timeout, number, samples,
+                                            who, [(w, p.pid) for w, p in enumerate(workers)])
         self._stop_workers()
-        return DataLoadingError(f"{headline}; every worker's stack is in {path} "
-                                '(DATASET.LOADER_TIMEOUT sets the limit)')
+        return DataLoadingError(message)
 
     def _stop_workers(self):
         """End the running iterator's workers now (they may be stuck): its own shutdown then

@@ -47,6 +47,14 @@ class WorkerWatch:
         self.dump_dir = tempfile.mkdtemp(prefix='dlac-loader-workers-')
         self.report_dir = report_dir
 
+    def stuck_message(self, loader, timeout, batch_no, samples, who, workers):
+        """The error text of a loader that waited `timeout` s for batch `batch_no`, built by
+        `who`, after the report of `workers` [(worker_id, pid)] is written (its path in it)."""
+        headline = (f'{loader}: no batch for {timeout:.0f}s while waiting for batch {batch_no} '
+                    f'({samples}) from {who}')
+        return (f"{headline}; every worker's stack is in {self.report(headline, workers)} "
+                '(DATASET.LOADER_TIMEOUT sets the limit)')
+
     def report(self, headline, workers):
         """Signal every live worker of `workers` [(worker_id, pid)], wait for their dumps and
         write `headline`, then each worker's threads and stacks, to a new file; its path."""
@@ -90,13 +98,15 @@ class WorkerWatch:
         shutil.rmtree(self.dump_dir, ignore_errors=True)
 
 
+def _state(stat_path):
+    """The one-letter state in a /proc .../stat file ('R', 'S', 'Z', ...), '?' if unreadable."""
+    stat = _read(stat_path)
+    return stat.rsplit(')', 1)[1].split()[0] if ')' in stat else '?'
+
+
 def _is_running(pid):
     """Alive and not a zombie."""
-    try:
-        with open(f'/proc/{pid}/stat', encoding='ascii', errors='replace') as handle:
-            return handle.read().rsplit(')', 1)[1].split()[0] not in ('Z', 'X')
-    except (OSError, IndexError):
-        return False
+    return _state(f'/proc/{pid}/stat') not in ('Z', 'X', '?')
 
 
 def _signal(pid, signum):
@@ -144,8 +154,7 @@ def _threads(pid):
     lines = [f'{len(tids)} thread(s):']
     for tid in tids:
         name = _read(osp.join(task_dir, tid, 'comm')).strip()
-        stat = _read(osp.join(task_dir, tid, 'stat'))
-        state = stat.rsplit(')', 1)[1].split()[0] if ')' in stat else '?'
+        state = _state(osp.join(task_dir, tid, 'stat'))
         wchan = _read(osp.join(task_dir, tid, 'wchan')).strip()
         lines.append(f'  thread {tid} ({name}): state {state}'
                      + (f', waiting in {wchan}' if wchan and wchan != '0' else ''))

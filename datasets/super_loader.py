@@ -322,11 +322,9 @@ class SuperLoader:
         builder = [w for w, _, number, _ in self._outstanding.values() if number == batch_no]
         who = (f'worker {builder[0]} (pid {self._workers[builder[0]].pid})' if builder
                else 'a worker')
-        headline = (f'SuperLoader: no batch for {self.timeout:.0f}s while waiting for batch '
-                    f'{batch_no} ({samples_text(self.dataset, indices)}) from {who}')
-        path = self._watch.report(headline, list(enumerate(self.worker_pids)))
-        self._fail(f'{headline}; every worker\'s stack is in {path}; the loader is closed '
-                   f'(DATASET.LOADER_TIMEOUT sets the limit)')
+        self._fail(self._watch.stuck_message(
+            'SuperLoader', self.timeout, batch_no, samples_text(self.dataset, indices), who,
+            list(enumerate(self.worker_pids))) + '; the loader is closed')
 
     def _worker_died(self, worker):
         process = self._workers[worker]
